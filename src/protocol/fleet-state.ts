@@ -1,0 +1,268 @@
+// The fleet state and its one reducer, `applyChange`, shared by the server and the client: the
+// state at (epoch, version) is the fold of the change log, so the same code on both sides is what
+// makes convergence provable. Deterministic: no clock, no randomness, trimming by count only.
+// `checkChange` says whether a change may be applied; the reducer itself never throws.
+import {
+  isTerminalCommandStatus,
+  isTerminalPipelineStatus,
+  type Change,
+  type Command,
+  type EventLogEntry,
+  type FullState,
+  type Host,
+  type Limits,
+  type Pipeline,
+} from './schema.js';
+
+/**
+ * The in-memory form of FullState: maps keyed by id (insertion order is the wire order) so an
+ * update costs O(1). Entities are never mutated in place: an update replaces the object, so a
+ * renderer can compare rows by identity and two states never share a mutable object.
+ */
+export interface FleetState {
+  hosts: Map<string, Host>;
+  commands: Map<string, Command>;
+  pipelines: Map<string, Pipeline>;
+  events: EventLogEntry[];
+  limits: Limits;
+}
+
+export const DEFAULT_LIMITS: Limits = Object.freeze({
+  events: 100,
+  commands: 50,
+  pipelines: 20,
+  output_tail: 64 * 1024,
+});
+
+export function emptyState(limits: Limits = DEFAULT_LIMITS): FleetState {
+  return { hosts: new Map(), commands: new Map(), pipelines: new Map(), events: [], limits: { ...limits } };
+}
+
+export function fromFullState(full: FullState): FleetState {
+  return {
+    hosts: new Map(full.hosts.map((h) => [h.id, h])),
+    commands: new Map(full.commands.map((c) => [c.id, c])),
+    pipelines: new Map(full.pipelines.map((p) => [p.id, p])),
+    events: [...full.events],
+    limits: { ...full.limits },
+  };
+}
+
+/** The wire form. Shares entity objects with the state: encode it, do not mutate it. */
+export function toFullState(state: FleetState): FullState {
+  return {
+    hosts: [...state.hosts.values()],
+    commands: [...state.commands.values()],
+    pipelines: [...state.pipelines.values()],
+    events: state.events,
+    limits: state.limits,
+  };
+}
+
+/** A deep copy that shares nothing with the original. */
+export function cloneState(state: FleetState): FleetState {
+  return structuredClone(state);
+}
+
+export type ChangeRejection = { code: 'not_found' | 'conflict'; message: string };
+
+/**
+ * Whether `change` can be applied to `state`: referenced entities exist, new ids are free, a
+ * host runs one command at a time, finished things stay finished. Null when it can.
+ */
+export function checkChange(state: FleetState, change: Change): ChangeRejection | null {
+  switch (change.type) {
+    case 'host_added':
+      if (state.hosts.has(change.host.id)) return conflict(`host '${change.host.id}' already exists`);
+      for (const host of state.hosts.values()) {
+        if (host.hostname === change.host.hostname) return conflict(`hostname '${host.hostname}' is already used by host '${host.id}'`);
+      }
+      return null;
+    case 'host_updated': {
+      if (!state.hosts.has(change.id)) return notFound(`host '${change.id}'`);
+      const hostname = change.fields.hostname;
+      if (hostname !== undefined) {
+        for (const host of state.hosts.values()) {
+          if (host.hostname === hostname && host.id !== change.id) return conflict(`hostname '${hostname}' is already used by host '${host.id}'`);
+        }
+      }
+      return null;
+    }
+    case 'host_removed':
+      return state.hosts.has(change.id) ? null : notFound(`host '${change.id}'`);
+    case 'command_started': {
+      const { command } = change;
+      if (state.commands.has(command.id)) return conflict(`command '${command.id}' already exists`);
+      const host = state.hosts.get(command.host_id);
+      if (!host) return notFound(`host '${command.host_id}'`);
+      if (host.pending_command !== null) return conflict(`host '${host.id}' is busy with command '${host.pending_command}'`);
+      if (command.pipeline_id !== null && !state.pipelines.has(command.pipeline_id)) return notFound(`pipeline '${command.pipeline_id}'`);
+      return null;
+    }
+    case 'command_progress':
+    case 'command_finished': {
+      const command = state.commands.get(change.id);
+      if (!command) return notFound(`command '${change.id}'`);
+      if (isTerminalCommandStatus(command.status)) return conflict(`command '${change.id}' has already finished (${command.status})`);
+      return null;
+    }
+    case 'event':
+      return null;
+    case 'pipeline_started': {
+      const { pipeline } = change;
+      if (state.pipelines.has(pipeline.id)) return conflict(`pipeline '${pipeline.id}' already exists`);
+      for (const hostId of pipeline.hosts) {
+        if (!state.hosts.has(hostId)) return notFound(`host '${hostId}'`);
+      }
+      return null;
+    }
+    case 'pipeline_updated':
+    case 'pipeline_finished': {
+      const pipeline = state.pipelines.get(change.id);
+      if (!pipeline) return notFound(`pipeline '${change.id}'`);
+      if (isTerminalPipelineStatus(pipeline.status)) return conflict(`pipeline '${change.id}' has already finished (${pipeline.status})`);
+      if (change.type === 'pipeline_updated') {
+        const stage = change.fields.current_stage;
+        if (stage !== undefined && stage >= pipeline.stages.length) return conflict(`pipeline '${change.id}' has no stage ${stage}`);
+        for (const hostId of Object.keys(change.fields.host_status ?? {})) {
+          if (!pipeline.hosts.includes(hostId)) return conflict(`host '${hostId}' is not part of pipeline '${change.id}'`);
+        }
+      }
+      return null;
+    }
+    case 'limits_changed':
+      return null;
+    default:
+      return assertNever(change);
+  }
+}
+
+/** Applies one change in place. Total: a change that `checkChange` would reject is ignored. */
+export function applyChange(state: FleetState, change: Change): void {
+  switch (change.type) {
+    case 'host_added':
+      state.hosts.set(change.host.id, structuredClone(change.host));
+      return;
+    case 'host_updated': {
+      const host = state.hosts.get(change.id);
+      if (!host) return;
+      const { compartments, ...rest } = structuredClone(change.fields);
+      const updated: Host = { ...host, ...definedOnly(rest) };
+      if (compartments) updated.compartments = { ...host.compartments, ...definedOnly(compartments) };
+      state.hosts.set(change.id, updated);
+      return;
+    }
+    case 'host_removed':
+      state.hosts.delete(change.id);
+      return;
+    case 'command_started': {
+      const command = structuredClone(change.command);
+      state.commands.set(command.id, command);
+      const host = state.hosts.get(command.host_id);
+      if (host && !isTerminalCommandStatus(command.status)) state.hosts.set(host.id, { ...host, pending_command: command.id });
+      trimTerminal(state.commands, state.limits.commands, (c) => isTerminalCommandStatus(c.status));
+      return;
+    }
+    case 'command_progress': {
+      const command = state.commands.get(change.id);
+      if (!command || isTerminalCommandStatus(command.status)) return;
+      state.commands.set(change.id, {
+        ...command,
+        output: tail(command.output + change.output, state.limits.output_tail),
+        output_size: command.output_size + change.output.length,
+      });
+      return;
+    }
+    case 'command_finished': {
+      const command = state.commands.get(change.id);
+      if (!command || isTerminalCommandStatus(command.status)) return;
+      state.commands.set(change.id, { ...command, status: change.status, exit_code: change.exit_code, finished_at: change.finished_at });
+      const host = state.hosts.get(command.host_id);
+      if (host && host.pending_command === command.id) state.hosts.set(host.id, { ...host, pending_command: null });
+      trimTerminal(state.commands, state.limits.commands, (c) => isTerminalCommandStatus(c.status));
+      return;
+    }
+    case 'event':
+      state.events.push(structuredClone(change.event));
+      if (state.events.length > state.limits.events) state.events.splice(0, state.events.length - state.limits.events);
+      return;
+    case 'pipeline_started':
+      state.pipelines.set(change.pipeline.id, structuredClone(change.pipeline));
+      trimTerminal(state.pipelines, state.limits.pipelines, (p) => isTerminalPipelineStatus(p.status));
+      return;
+    case 'pipeline_updated': {
+      const pipeline = state.pipelines.get(change.id);
+      if (!pipeline || isTerminalPipelineStatus(pipeline.status)) return;
+      const { host_status, ...rest } = structuredClone(change.fields);
+      const updated: Pipeline = { ...pipeline, ...definedOnly(rest) };
+      if (host_status) updated.host_status = { ...pipeline.host_status, ...host_status };
+      state.pipelines.set(change.id, updated);
+      return;
+    }
+    case 'pipeline_finished': {
+      const pipeline = state.pipelines.get(change.id);
+      if (!pipeline || isTerminalPipelineStatus(pipeline.status)) return;
+      state.pipelines.set(change.id, { ...pipeline, status: change.status, finished_at: change.finished_at });
+      trimTerminal(state.pipelines, state.limits.pipelines, (p) => isTerminalPipelineStatus(p.status));
+      return;
+    }
+    case 'limits_changed': {
+      state.limits = { ...change.limits };
+      if (state.events.length > state.limits.events) state.events.splice(0, state.events.length - state.limits.events);
+      trimTerminal(state.commands, state.limits.commands, (c) => isTerminalCommandStatus(c.status));
+      trimTerminal(state.pipelines, state.limits.pipelines, (p) => isTerminalPipelineStatus(p.status));
+      for (const [id, command] of state.commands) {
+        const output = tail(command.output, state.limits.output_tail);
+        if (output !== command.output) state.commands.set(id, { ...command, output });
+      }
+      return;
+    }
+    default:
+      assertNever(change);
+  }
+}
+
+/**
+ * Keeps every non-terminal entry and the `keep` most recently started terminal ones: the
+ * oldest terminal entries in insertion order go first.
+ */
+function trimTerminal<T>(entries: Map<string, T>, keep: number, isTerminal: (entry: T) => boolean): void {
+  let terminal = 0;
+  for (const entry of entries.values()) if (isTerminal(entry)) terminal++;
+  for (const [id, entry] of entries) {
+    if (terminal <= keep) return;
+    if (isTerminal(entry)) {
+      entries.delete(id);
+      terminal--;
+    }
+  }
+}
+
+/** The last `max` UTF-16 units of `text`, never starting inside a surrogate pair. */
+export function tail(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let start = text.length - max;
+  const code = text.charCodeAt(start);
+  if (code >= 0xdc00 && code <= 0xdfff) start++;
+  return text.slice(start);
+}
+
+function definedOnly<T extends object>(fields: T): Partial<T> {
+  const out: Partial<T> = {};
+  for (const key of Object.keys(fields) as (keyof T)[]) {
+    if (fields[key] !== undefined) out[key] = fields[key];
+  }
+  return out;
+}
+
+function notFound(what: string): ChangeRejection {
+  return { code: 'not_found', message: `unknown ${what}` };
+}
+
+function conflict(message: string): ChangeRejection {
+  return { code: 'conflict', message };
+}
+
+export function assertNever(value: never): never {
+  throw new Error(`unhandled variant: ${JSON.stringify(value)}`);
+}

@@ -1,0 +1,219 @@
+// Schemas of the fleet entities and of every Change: the single source of truth for their
+// shape. Types are inferred from them. Shared by the server (input validation) and the client
+// (types only); no Node and no DOM here.
+import { z } from 'zod';
+
+/** Names that would reach Object.prototype if used as a property key. */
+const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
+
+/** Identifiers of hosts, commands, pipelines and events: safe in URLs, HTML and object keys. */
+export const IdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit')
+  .refine((id) => !RESERVED_KEYS.has(id), 'is a reserved name');
+
+/** ISO-8601 UTC with a trailing Z, the only timestamp format on the wire. */
+export const TimestampSchema = z.iso.datetime({ offset: false });
+
+export const HOST_STATUSES = ['online', 'offline', 'unknown'] as const;
+export const HOST_TYPES = ['nixos', 'macos', 'other'] as const;
+export const COMPARTMENT_NAMES = ['git', 'lock', 'system', 'tests'] as const;
+export const COMPARTMENT_STATUSES = ['ok', 'outdated', 'error', 'unknown', 'working'] as const;
+export const OPS = ['pull', 'switch', 'pull-switch', 'test', 'rollback', 'restart', 'stop', 'reboot'] as const;
+export const COMMAND_ACTIVE_STATUSES = ['pending', 'running'] as const;
+export const COMMAND_TERMINAL_STATUSES = ['success', 'error', 'timeout', 'cancelled'] as const;
+export const PIPELINE_ACTIVE_STATUSES = ['pending', 'running'] as const;
+export const PIPELINE_TERMINAL_STATUSES = ['complete', 'partial', 'failed', 'cancelled'] as const;
+export const PIPELINE_HOST_STATUSES = ['pending', 'running', 'success', 'failed', 'skipped'] as const;
+export const EVENT_LEVELS = ['info', 'success', 'warning', 'error'] as const;
+
+const Percent = z.number().finite().min(0).max(100);
+
+export const MetricsSchema = z.strictObject({
+  cpu: Percent,
+  ram: Percent,
+  swap: Percent,
+  load: z.number().finite().min(0),
+});
+
+export const CompartmentSchema = z.strictObject({
+  status: z.enum(COMPARTMENT_STATUSES),
+  message: z.string().max(1000),
+  checked_at: TimestampSchema.nullable(),
+});
+
+export const CompartmentsSchema = z.strictObject({
+  git: CompartmentSchema,
+  lock: CompartmentSchema,
+  system: CompartmentSchema,
+  tests: CompartmentSchema,
+});
+
+const ShortText = z.string().max(200);
+
+export const HostSchema = z.strictObject({
+  id: IdSchema,
+  hostname: z.string().min(1).max(253),
+  host_type: z.enum(HOST_TYPES),
+  status: z.enum(HOST_STATUSES),
+  last_seen: TimestampSchema.nullable(),
+  agent_version: ShortText.nullable(),
+  generation: ShortText.nullable(),
+  metrics: MetricsSchema.nullable(),
+  /** Id of the command running on this host, or null: set and cleared by the command changes. */
+  pending_command: IdSchema.nullable(),
+  compartments: CompartmentsSchema,
+  created_at: TimestampSchema,
+});
+
+/**
+ * What `host_updated.fields` may carry. `compartments` merges per compartment; every other
+ * field replaces. `id`, `created_at` and `pending_command` are owned by the server.
+ */
+export const HostFieldsSchema = z
+  .strictObject({
+    hostname: HostSchema.shape.hostname,
+    host_type: HostSchema.shape.host_type,
+    status: HostSchema.shape.status,
+    last_seen: HostSchema.shape.last_seen,
+    agent_version: HostSchema.shape.agent_version,
+    generation: HostSchema.shape.generation,
+    metrics: HostSchema.shape.metrics,
+    compartments: CompartmentsSchema.partial(),
+  })
+  .partial()
+  .refine((fields) => Object.keys(fields).length > 0, 'must name at least one field');
+
+export const CommandSchema = z.strictObject({
+  id: IdSchema,
+  host_id: IdSchema,
+  op: z.enum(OPS),
+  status: z.enum([...COMMAND_ACTIVE_STATUSES, ...COMMAND_TERMINAL_STATUSES]),
+  created_at: TimestampSchema,
+  started_at: TimestampSchema.nullable(),
+  finished_at: TimestampSchema.nullable(),
+  exit_code: z.number().int().nullable(),
+  pipeline_id: IdSchema.nullable(),
+  /** The last `limits.output_tail` characters of the output; the whole log is served over HTTP. */
+  output: z.string(),
+  /** Characters of output received in total, so a client knows when `output` is only a tail. */
+  output_size: z.number().int().min(0),
+});
+
+const HostStatusMap = z.record(IdSchema, z.enum(PIPELINE_HOST_STATUSES));
+
+export const PipelineSchema = z.strictObject({
+  id: IdSchema,
+  name: z.string().min(1).max(200),
+  hosts: z.array(IdSchema).min(1).max(10_000),
+  stages: z.array(z.enum(OPS)).min(1).max(50),
+  /** Index into `stages` of the stage running now. */
+  current_stage: z.number().int().min(0),
+  status: z.enum([...PIPELINE_ACTIVE_STATUSES, ...PIPELINE_TERMINAL_STATUSES]),
+  host_status: HostStatusMap,
+  created_at: TimestampSchema,
+  started_at: TimestampSchema.nullable(),
+  finished_at: TimestampSchema.nullable(),
+});
+
+export const PipelineFieldsSchema = z
+  .strictObject({
+    current_stage: PipelineSchema.shape.current_stage,
+    status: z.enum(PIPELINE_ACTIVE_STATUSES),
+    /** Merged per host. */
+    host_status: HostStatusMap,
+  })
+  .partial()
+  .refine((fields) => Object.keys(fields).length > 0, 'must name at least one field');
+
+const DetailKey = z
+  .string()
+  .regex(/^[A-Za-z0-9_.-]{1,64}$/, 'keys must be 1-64 characters of A-Z a-z 0-9 _ . -')
+  .refine((key) => !RESERVED_KEYS.has(key), 'is a reserved name');
+
+/** Event details: a flat map of scalars, so nothing nested or executable rides along. */
+export const DetailsSchema = z
+  .record(DetailKey, z.union([z.string().max(2000), z.number().finite(), z.boolean(), z.null()]))
+  .refine((details) => Object.keys(details).length <= 32, 'at most 32 keys');
+
+export const EventLogEntrySchema = z.strictObject({
+  id: IdSchema,
+  timestamp: TimestampSchema,
+  category: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/, 'must be a lowercase word of at most 32 characters'),
+  level: z.enum(EVENT_LEVELS),
+  actor: ShortText.nullable(),
+  host_id: IdSchema.nullable(),
+  action: ShortText.nullable(),
+  message: z.string().min(1).max(2000),
+  details: DetailsSchema.nullable(),
+});
+
+/** Trimming limits: part of the state, so the fold is the same wherever it runs. */
+export const LimitsSchema = z.strictObject({
+  /** Events kept: the last N. */
+  events: z.number().int().min(1).max(100_000),
+  /** Terminal commands kept, besides every non-terminal one. */
+  commands: z.number().int().min(0).max(100_000),
+  /** Terminal pipelines kept, besides every non-terminal one. */
+  pipelines: z.number().int().min(0).max(100_000),
+  /** Characters of output kept per command in the state. */
+  output_tail: z.number().int().min(0).max(16 * 1024 * 1024),
+});
+
+export const ChangeSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('host_added'), host: HostSchema }),
+  z.strictObject({ type: z.literal('host_updated'), id: IdSchema, fields: HostFieldsSchema }),
+  z.strictObject({ type: z.literal('host_removed'), id: IdSchema }),
+  z.strictObject({ type: z.literal('command_started'), command: CommandSchema }),
+  z.strictObject({ type: z.literal('command_progress'), id: IdSchema, output: z.string().min(1) }),
+  z.strictObject({
+    type: z.literal('command_finished'),
+    id: IdSchema,
+    status: z.enum(COMMAND_TERMINAL_STATUSES),
+    exit_code: z.number().int().nullable(),
+    finished_at: TimestampSchema,
+  }),
+  z.strictObject({ type: z.literal('event'), event: EventLogEntrySchema }),
+  z.strictObject({ type: z.literal('pipeline_started'), pipeline: PipelineSchema }),
+  z.strictObject({ type: z.literal('pipeline_updated'), id: IdSchema, fields: PipelineFieldsSchema }),
+  z.strictObject({
+    type: z.literal('pipeline_finished'),
+    id: IdSchema,
+    status: z.enum(PIPELINE_TERMINAL_STATUSES),
+    finished_at: TimestampSchema,
+  }),
+  z.strictObject({ type: z.literal('limits_changed'), limits: LimitsSchema }),
+]);
+
+export const FullStateSchema = z.strictObject({
+  hosts: z.array(HostSchema),
+  commands: z.array(CommandSchema),
+  pipelines: z.array(PipelineSchema),
+  events: z.array(EventLogEntrySchema),
+  limits: LimitsSchema,
+});
+
+export type Metrics = z.infer<typeof MetricsSchema>;
+export type Compartment = z.infer<typeof CompartmentSchema>;
+export type Compartments = z.infer<typeof CompartmentsSchema>;
+export type Host = z.infer<typeof HostSchema>;
+export type HostFields = z.infer<typeof HostFieldsSchema>;
+export type Command = z.infer<typeof CommandSchema>;
+export type Pipeline = z.infer<typeof PipelineSchema>;
+export type PipelineFields = z.infer<typeof PipelineFieldsSchema>;
+export type EventLogEntry = z.infer<typeof EventLogEntrySchema>;
+export type Limits = z.infer<typeof LimitsSchema>;
+export type Change = z.infer<typeof ChangeSchema>;
+export type ChangeType = Change['type'];
+export type FullState = z.infer<typeof FullStateSchema>;
+export type Op = (typeof OPS)[number];
+export type CommandStatus = Command['status'];
+export type PipelineStatus = Pipeline['status'];
+
+export function isTerminalCommandStatus(status: CommandStatus): boolean {
+  return (COMMAND_TERMINAL_STATUSES as readonly string[]).includes(status);
+}
+
+export function isTerminalPipelineStatus(status: PipelineStatus): boolean {
+  return (PIPELINE_TERMINAL_STATUSES as readonly string[]).includes(status);
+}

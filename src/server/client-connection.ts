@@ -1,0 +1,91 @@
+// One WebSocket client of the sync hub: its send-side flow control (a byte bound on what waits
+// in its buffer, the stale mark when it falls behind), its liveness flag for ping/pong and its
+// inbound rate limit. Knows nothing of the state; the hub decides what to send.
+import type { WebSocket } from 'ws';
+import type { Frame } from './state-manager.js';
+
+export interface ClientConnectionOptions {
+  /** Bytes that may wait in the socket's send buffer, besides the latest full state. */
+  bufferLimit: number;
+  /** Client frames per second (token bucket holding two seconds' worth). */
+  messagesPerSecond: number;
+  now: () => number;
+}
+
+let nextClientId = 1;
+
+export class ClientConnection {
+  readonly id = nextClientId++;
+  /** Set when the client fell behind: it gets no deltas until it drains and receives a full state. */
+  staleSince: number | null = null;
+  /** Cleared on each ping, set by the pong; a client still false at the next ping is dead. */
+  alive = true;
+  /** A full_state for this client is scheduled or still being written: further requests coalesce. */
+  fullStatePending = false;
+  /** The version of the last frame this client was sent. */
+  sentVersion = -1;
+  private snapshotBytes = 0;
+  private tokens: number;
+  private tokensAt: number;
+
+  constructor(
+    readonly socket: WebSocket,
+    private readonly options: ClientConnectionOptions,
+  ) {
+    this.tokens = options.messagesPerSecond * 2;
+    this.tokensAt = options.now();
+  }
+
+  get isOpen(): boolean {
+    return this.socket.readyState === this.socket.OPEN;
+  }
+
+  get isStale(): boolean {
+    return this.staleSince !== null;
+  }
+
+  get bufferedAmount(): number {
+    return this.socket.bufferedAmount;
+  }
+
+  /**
+   * Sends a delta or beacon unless the client is stale or the frame would take its buffer over
+   * the bound, in which case the client becomes stale. Returns whether the frame was sent.
+   */
+  send(frame: Frame): boolean {
+    if (this.staleSince !== null || !this.isOpen) return false;
+    if (this.socket.bufferedAmount + frame.data.length > this.options.bufferLimit + this.snapshotBytes) {
+      this.staleSince = this.options.now();
+      return false;
+    }
+    this.write(frame);
+    return true;
+  }
+
+  /** Sends an init or full_state, whatever is buffered: it replaces everything the client missed. */
+  sendSnapshot(frame: Frame, onWritten?: () => void): void {
+    if (!this.isOpen) return;
+    this.staleSince = null;
+    // The full state is shared memory (one buffer for every client), so it does not count
+    // against this client's own bound.
+    this.snapshotBytes = frame.data.length;
+    this.write(frame, onWritten);
+  }
+
+  /** Takes one token for an inbound frame; false when the client is over its rate. */
+  takeToken(): boolean {
+    const now = this.options.now();
+    const rate = this.options.messagesPerSecond;
+    this.tokens = Math.min(rate * 2, this.tokens + ((now - this.tokensAt) / 1000) * rate);
+    this.tokensAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private write(frame: Frame, onWritten?: () => void): void {
+    this.sentVersion = frame.version;
+    // The Buffer is shared by every client; binary:false keeps it a text frame.
+    this.socket.send(frame.data, { binary: false }, onWritten);
+  }
+}

@@ -1,0 +1,147 @@
+// Server configuration: every default in one object, read from NIXFLEET_* environment variables
+// with a clear error for each value that makes no sense. Nothing else reads process.env.
+import type { Limits } from '../protocol/schema.js';
+
+export type SqliteSynchronous = 'FULL' | 'NORMAL';
+
+export interface ServerConfig {
+  /** host:port to listen on; port 0 picks a free one. */
+  listenHost: string;
+  listenPort: number;
+  /** Directory of the SQLite store. */
+  dataDir: string;
+  /** Interval of the `sync` beacon. */
+  beaconIntervalMs: number;
+  /** Interval of WebSocket pings; a peer that missed one whole interval is terminated. */
+  pingIntervalMs: number;
+  /** Trimming limits of the state (events = NIXFLEET_INIT_EVENT_LIMIT). */
+  limits: Limits;
+  /** Bytes a client may have waiting in its send buffer before it stops receiving deltas. */
+  clientBufferLimit: number;
+  /** How long a client may stay over its buffer limit before it is closed with 4008. */
+  slowClientTimeoutMs: number;
+  /** Largest client frame accepted; larger ones close the socket with 1009. */
+  maxClientMessageBytes: number;
+  /** Client frames allowed per second (burst of twice that). */
+  clientMessagesPerSecond: number;
+  /** Largest HTTP request body. */
+  maxBodyBytes: number;
+  /** SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes. */
+  sqliteSynchronous: SqliteSynchronous;
+  /** A snapshot of the state is written every N changes, so a restart replays at most N. */
+  snapshotEvery: number;
+  /** Changes kept in the log behind the latest snapshot. */
+  changeLogRetention: number;
+  logLevel: LogLevel;
+}
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
+
+export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
+  listenHost: '127.0.0.1',
+  listenPort: 8000,
+  dataDir: './data',
+  beaconIntervalMs: 30_000,
+  pingIntervalMs: 30_000,
+  limits: Object.freeze({ events: 100, commands: 50, pipelines: 20, output_tail: 64 * 1024 }),
+  clientBufferLimit: 1024 * 1024,
+  slowClientTimeoutMs: 30_000,
+  maxClientMessageBytes: 4096,
+  clientMessagesPerSecond: 20,
+  maxBodyBytes: 1024 * 1024,
+  sqliteSynchronous: 'FULL',
+  snapshotEvery: 1000,
+  changeLogRetention: 10_000,
+  logLevel: 'info',
+});
+
+export class ConfigError extends Error {
+  readonly code = 'invalid_config';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads the configuration from environment variables; throws ConfigError naming the variable. */
+export function configFromEnv(env: Record<string, string | undefined> = process.env): ServerConfig {
+  const read = <T>(name: string, fallback: T, parse: (raw: string) => T): T => {
+    const raw = env[name];
+    if (raw === undefined || raw.trim() === '') return fallback;
+    try {
+      return parse(raw.trim());
+    } catch (error) {
+      throw new ConfigError(`${name}=${JSON.stringify(raw)}: ${(error as Error).message}`);
+    }
+  };
+  const [listenHost, listenPort] = read('NIXFLEET_LISTEN', [DEFAULT_CONFIG.listenHost, DEFAULT_CONFIG.listenPort] as const, parseListen);
+  const d = DEFAULT_CONFIG;
+  return {
+    listenHost,
+    listenPort,
+    dataDir: read('NIXFLEET_DATA_DIR', d.dataDir, (s) => s),
+    beaconIntervalMs: read('NIXFLEET_SYNC_BEACON_INTERVAL', d.beaconIntervalMs, parseDuration),
+    pingIntervalMs: read('NIXFLEET_PING_INTERVAL', d.pingIntervalMs, parseDuration),
+    limits: {
+      events: read('NIXFLEET_INIT_EVENT_LIMIT', d.limits.events, intIn(1, 100_000)),
+      commands: read('NIXFLEET_RECENT_COMMANDS', d.limits.commands, intIn(0, 100_000)),
+      pipelines: read('NIXFLEET_RECENT_PIPELINES', d.limits.pipelines, intIn(0, 100_000)),
+      output_tail: read('NIXFLEET_OUTPUT_TAIL', d.limits.output_tail, intIn(0, 16 * 1024 * 1024)),
+    },
+    clientBufferLimit: read('NIXFLEET_CLIENT_BUFFER_LIMIT', d.clientBufferLimit, intIn(1024, 1024 ** 3)),
+    slowClientTimeoutMs: read('NIXFLEET_SLOW_CLIENT_TIMEOUT', d.slowClientTimeoutMs, parseDuration),
+    maxClientMessageBytes: d.maxClientMessageBytes,
+    clientMessagesPerSecond: d.clientMessagesPerSecond,
+    maxBodyBytes: d.maxBodyBytes,
+    sqliteSynchronous: read('NIXFLEET_SQLITE_SYNCHRONOUS', d.sqliteSynchronous, parseSynchronous),
+    snapshotEvery: read('NIXFLEET_SNAPSHOT_EVERY', d.snapshotEvery, intIn(1, 10_000_000)),
+    changeLogRetention: read('NIXFLEET_CHANGE_LOG_RETENTION', d.changeLogRetention, intIn(0, 100_000_000)),
+    logLevel: read('NIXFLEET_LOG_LEVEL', d.logLevel, parseLogLevel),
+  };
+}
+
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+
+/**
+ * Parses `500ms`, `30s`, `2m`, `1h`, `1.5s` or a bare number of seconds (`30`, `0.5`) into
+ * milliseconds. Must be at least 10 ms and at most 24 h.
+ */
+export function parseDuration(raw: string): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+  if (!match) throw new Error('expected a duration such as 500ms, 30s, 2m, 1h or a number of seconds');
+  const ms = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 's']!);
+  if (ms < 10) throw new Error('must be at least 10ms');
+  if (ms > 86_400_000) throw new Error('must be at most 24h');
+  return ms;
+}
+
+/** Parses `host:port`, `:port` (all interfaces) or `[::1]:port`. */
+export function parseListen(raw: string): readonly [string, number] {
+  const match = /^(?:\[([^\]]+)\]|([^:]*)):(\d{1,5})$/.exec(raw);
+  if (!match) throw new Error('expected host:port, for example 127.0.0.1:8000 or :8000');
+  const port = Number(match[3]);
+  if (port > 65535) throw new Error('port must be at most 65535');
+  const host = match[1] ?? match[2] ?? '';
+  return [host === '' ? '0.0.0.0' : host, port] as const;
+}
+
+function intIn(min: number, max: number): (raw: string) => number {
+  return (raw) => {
+    if (!/^\d+$/.test(raw)) throw new Error('expected a whole number');
+    const value = Number(raw);
+    if (value < min || value > max) throw new Error(`must be between ${min} and ${max}`);
+    return value;
+  };
+}
+
+function parseSynchronous(raw: string): SqliteSynchronous {
+  const value = raw.toUpperCase();
+  if (value !== 'FULL' && value !== 'NORMAL') throw new Error('expected FULL or NORMAL');
+  return value;
+}
+
+function parseLogLevel(raw: string): LogLevel {
+  const levels: LogLevel[] = ['debug', 'info', 'warn', 'error', 'silent'];
+  if (!levels.includes(raw as LogLevel)) throw new Error(`expected one of ${levels.join(', ')}`);
+  return raw as LogLevel;
+}

@@ -1,0 +1,82 @@
+// Turns validated requests into Changes: mints ids and stamps times here, before the change
+// reaches the reducer, so the change log alone determines the state (no clock in the fold).
+import { randomUUID } from 'node:crypto';
+import type { Change, Command, Compartments, EventLogEntry, Host, Pipeline } from '../protocol/schema.js';
+import { COMPARTMENT_NAMES } from '../protocol/schema.js';
+import type { CreateEventInput, CreateHostInput, CreatePipelineInput, StartCommandInput } from './http/api-schemas.js';
+
+export interface ActionContext {
+  now: () => Date;
+  newId: (prefix: string) => string;
+}
+
+export const defaultActionContext: ActionContext = {
+  now: () => new Date(),
+  newId: (prefix) => `${prefix}-${randomUUID()}`,
+};
+
+const HOST_ID_FROM_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+
+export function hostAdded(input: CreateHostInput, ctx: ActionContext): Change & { type: 'host_added' } {
+  const compartments = Object.fromEntries(
+    COMPARTMENT_NAMES.map((name) => [name, input.compartments[name] ?? { status: 'unknown', message: '', checked_at: null }]),
+  ) as Compartments;
+  const host: Host = {
+    id: input.id ?? (HOST_ID_FROM_NAME.test(input.hostname) ? input.hostname : ctx.newId('host')),
+    hostname: input.hostname,
+    host_type: input.host_type,
+    status: input.status,
+    last_seen: input.last_seen,
+    agent_version: input.agent_version,
+    generation: input.generation,
+    metrics: input.metrics,
+    pending_command: null,
+    compartments,
+    created_at: iso(ctx),
+  };
+  return { type: 'host_added', host };
+}
+
+export function commandStarted(input: StartCommandInput, ctx: ActionContext): Change & { type: 'command_started' } {
+  const at = iso(ctx);
+  const command: Command = {
+    id: ctx.newId('cmd'),
+    host_id: input.host_id,
+    op: input.op,
+    status: 'running',
+    created_at: at,
+    started_at: at,
+    finished_at: null,
+    exit_code: null,
+    pipeline_id: input.pipeline_id,
+    output: '',
+    output_size: 0,
+  };
+  return { type: 'command_started', command };
+}
+
+export function pipelineStarted(input: CreatePipelineInput, ctx: ActionContext): Change & { type: 'pipeline_started' } {
+  const at = iso(ctx);
+  const pipeline: Pipeline = {
+    id: input.id ?? ctx.newId('pipe'),
+    name: input.name,
+    hosts: input.hosts,
+    stages: input.stages,
+    current_stage: 0,
+    status: 'running',
+    host_status: Object.fromEntries(input.hosts.map((host) => [host, 'pending' as const])),
+    created_at: at,
+    started_at: at,
+    finished_at: null,
+  };
+  return { type: 'pipeline_started', pipeline };
+}
+
+export function eventLogged(input: CreateEventInput, ctx: ActionContext): Change & { type: 'event' } {
+  const event: EventLogEntry = { id: ctx.newId('ev'), timestamp: iso(ctx), ...input };
+  return { type: 'event', event };
+}
+
+export function iso(ctx: ActionContext): string {
+  return ctx.now().toISOString();
+}

@@ -1,0 +1,110 @@
+// The HTTP API: every mutation becomes one Change through StateManager.apply and answers with
+// the version at which it is visible; reads serve the committed state. Nothing here touches
+// the store directly except the full command log, which is not part of the synced state.
+import type { ServerResponse } from 'node:http';
+import { IdSchema, type Change } from '../../protocol/schema.js';
+import { defaultActionContext, commandStarted, eventLogged, hostAdded, iso, pipelineStarted, type ActionContext } from '../fleet-actions.js';
+import type { StateManager } from '../state-manager.js';
+import {
+  CommandOutputBody,
+  CreateEventBody,
+  CreateHostBody,
+  CreatePipelineBody,
+  FinishCommandBody,
+  FinishPipelineBody,
+  StartCommandBody,
+  UpdateHostBody,
+  UpdatePipelineBody,
+} from './api-schemas.js';
+import { readJsonBody } from './body.js';
+import { HttpError, sendJson, sendText } from './http-error.js';
+import { Router, type Params } from './router.js';
+
+export interface ApiOptions {
+  maxBodyBytes: number;
+  actions?: ActionContext;
+}
+
+export function createApiRouter(manager: StateManager, options: ApiOptions): Router {
+  const ctx = options.actions ?? defaultActionContext;
+  const limit = options.maxBodyBytes;
+  const apply = (change: Change) => manager.apply(change);
+
+  return new Router()
+    .on('GET', '/healthz', (_req, res) => {
+      sendJson(res, 200, { status: 'ok', epoch: manager.epoch, version: manager.version });
+    })
+    .on('GET', '/api/state', (_req, res) => {
+      sendJson(res, 200, manager.snapshotFrame('full_state').data.toString('utf8'));
+    })
+
+    .on('POST', '/api/hosts', async (req, res) => {
+      const change = hostAdded(await readJsonBody(req, CreateHostBody, limit), ctx);
+      const version = await apply(change);
+      sendJson(res, 201, { version, host: change.host });
+    })
+    .on('PATCH', '/api/hosts/:id', async (req, res, params) => {
+      const id = existingId(params, 'host');
+      const fields = await readJsonBody(req, UpdateHostBody, limit);
+      await respondVersion(res, apply({ type: 'host_updated', id, fields }));
+    })
+    .on('DELETE', '/api/hosts/:id', async (_req, res, params) => {
+      await respondVersion(res, apply({ type: 'host_removed', id: existingId(params, 'host') }));
+    })
+
+    .on('POST', '/api/commands', async (req, res) => {
+      const change = commandStarted(await readJsonBody(req, StartCommandBody, limit), ctx);
+      const version = await apply(change);
+      sendJson(res, 201, { version, command: change.command });
+    })
+    .on('POST', '/api/commands/:id/output', async (req, res, params) => {
+      const id = existingId(params, 'command');
+      const { output } = await readJsonBody(req, CommandOutputBody, limit);
+      await respondVersion(res, apply({ type: 'command_progress', id, output }));
+    })
+    .on('POST', '/api/commands/:id/finish', async (req, res, params) => {
+      const id = existingId(params, 'command');
+      const body = await readJsonBody(req, FinishCommandBody, limit);
+      await respondVersion(res, apply({ type: 'command_finished', id, ...body, finished_at: iso(ctx) }));
+    })
+    .on('GET', '/api/commands/:id/output', async (_req, res, params) => {
+      const id = existingId(params, 'command');
+      const output = await manager.readCommandOutput(id);
+      const known = output !== null || manager.state.commands.has(id);
+      if (!known) throw new HttpError(404, 'not_found', `unknown command '${id}'`);
+      sendText(res, 200, output ?? '', 'text/plain; charset=utf-8', { 'content-disposition': `inline; filename="${id}.log"` });
+    })
+
+    .on('POST', '/api/pipelines', async (req, res) => {
+      const change = pipelineStarted(await readJsonBody(req, CreatePipelineBody, limit), ctx);
+      const version = await apply(change);
+      sendJson(res, 201, { version, pipeline: change.pipeline });
+    })
+    .on('PATCH', '/api/pipelines/:id', async (req, res, params) => {
+      const id = existingId(params, 'pipeline');
+      const fields = await readJsonBody(req, UpdatePipelineBody, limit);
+      await respondVersion(res, apply({ type: 'pipeline_updated', id, fields }));
+    })
+    .on('POST', '/api/pipelines/:id/finish', async (req, res, params) => {
+      const id = existingId(params, 'pipeline');
+      const { status } = await readJsonBody(req, FinishPipelineBody, limit);
+      await respondVersion(res, apply({ type: 'pipeline_finished', id, status, finished_at: iso(ctx) }));
+    })
+
+    .on('POST', '/api/events', async (req, res) => {
+      const change = eventLogged(await readJsonBody(req, CreateEventBody, limit), ctx);
+      const version = await apply(change);
+      sendJson(res, 201, { version, event: change.event });
+    });
+}
+
+async function respondVersion(res: ServerResponse, applied: Promise<number>): Promise<void> {
+  sendJson(res, 200, { version: await applied });
+}
+
+/** A path id that could name an entity; anything else cannot exist, so it is a 404. */
+function existingId(params: Params, kind: string): string {
+  const id = params.id ?? '';
+  if (!IdSchema.safeParse(id).success) throw new HttpError(404, 'not_found', `unknown ${kind} '${id.slice(0, 128)}'`);
+  return id;
+}

@@ -1,0 +1,59 @@
+// The one error type of the HTTP layer and its mapping to a JSON response. Every failure a
+// client can cause becomes an HttpError with a stable code; anything else is a 500.
+import type { ServerResponse } from 'node:http';
+import type { z } from 'zod';
+import { ChangeRejectedError } from '../state-manager.js';
+import { StoreError } from '../store/store.js';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+  }
+}
+
+/** A 400 naming each invalid field, e.g. `hostname: expected string, received undefined`. */
+export function validationError(error: z.ZodError): HttpError {
+  const parts = error.issues.slice(0, 5).map((issue) => {
+    const path = issue.path.map(String).join('.');
+    return path ? `${path}: ${issue.message}` : issue.message;
+  });
+  return new HttpError(400, 'invalid_request', parts.join('; '));
+}
+
+/** Maps any error to an HttpError; unexpected ones become a 500 without internals. */
+export function toHttpError(error: unknown): HttpError {
+  if (error instanceof HttpError) return error;
+  if (error instanceof ChangeRejectedError) {
+    const status = { invalid: 400, not_found: 404, conflict: 409, closed: 503 }[error.code];
+    return new HttpError(status, error.code === 'invalid' ? 'invalid_request' : error.code, error.message);
+  }
+  if (error instanceof StoreError) {
+    return new HttpError(503, error.code, 'the change could not be stored; nothing was applied. Try again.');
+  }
+  return new HttpError(500, 'internal_error', 'internal server error');
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  sendText(res, status, typeof body === 'string' ? body : JSON.stringify(body), 'application/json; charset=utf-8', headers);
+}
+
+export function sendText(res: ServerResponse, status: number, body: string, contentType: string, headers: Record<string, string> = {}): void {
+  res.writeHead(status, {
+    'content-type': contentType,
+    'content-length': Buffer.byteLength(body),
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    ...headers,
+  });
+  res.end(body);
+}
+
+export function sendError(res: ServerResponse, error: HttpError): void {
+  sendJson(res, error.status, { error: error.code, message: error.message }, error.headers);
+}

@@ -1,0 +1,62 @@
+// The `npm start` entry point: configuration from the environment, the server, and the process
+// lifecycle (SIGTERM/SIGINT drain, a clear message and exit code 1 on any startup failure).
+import { ConfigError, configFromEnv } from './config.js';
+import { createLogger } from './logger.js';
+import { startServer } from './server.js';
+import { StoreError } from './store/store.js';
+
+async function main(): Promise<void> {
+  let config;
+  try {
+    config = configFromEnv();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`nixfleet: invalid configuration: ${error.message}\n`);
+      process.exit(1);
+    }
+    throw error;
+  }
+  const logger = createLogger(config.logLevel);
+  process.on('uncaughtException', (error) => {
+    // State is in the store, committed before every broadcast: exiting loses nothing
+    // acknowledged, and a supervisor restarts us on the same epoch.
+    logger.error('uncaught exception; exiting', { error: error.stack ?? String(error) });
+    process.exit(1);
+  });
+
+  let server;
+  try {
+    server = await startServer(config, { logger });
+  } catch (error) {
+    const reason = error instanceof StoreError ? `${error.code}: ${error.message}` : (error as Error).message;
+    process.stderr.write(`nixfleet: cannot start: ${reason}\n`);
+    process.exit(1);
+  }
+  // One line on stdout that tools (and tests) can read for the bound address.
+  process.stdout.write(`nixfleet listening on ${server.url} (epoch ${server.manager.epoch}, version ${server.manager.version})\n`);
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info('shutting down', { signal });
+    const force = setTimeout(() => {
+      logger.error('shutdown took longer than 10s; exiting');
+      process.exit(1);
+    }, 10_000).unref();
+    server.close().then(
+      () => {
+        clearTimeout(force);
+        process.exit(0);
+      },
+      (error: Error) => {
+        logger.error('shutdown failed', { error: error.message });
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+void main();

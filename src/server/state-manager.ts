@@ -1,0 +1,314 @@
+// The one writer. Every mutation of the fleet goes through `apply`: validate, commit to the store
+// in one transaction with the next version, and only then fold it into the committed state and
+// hand the delta, encoded once, to the subscribers, strictly in version order. Changes arriving
+// in one event-loop turn share one transaction (group commit). Owns no sockets.
+import {
+  ChangeSchema,
+  applyChange,
+  checkChange,
+  cloneState,
+  emptyState,
+  encodeDelta,
+  encodeSnapshotFrame,
+  encodeSync,
+  fromFullState,
+  toFullState,
+  type Change,
+  type FleetState,
+  type FullState,
+  type Limits,
+  type SnapshotFrameType,
+} from '../protocol/index.js';
+import { silentLogger, type Logger } from './logger.js';
+import { StoreError, type ChangeRecord, type Store } from './store/store.js';
+
+/** An encoded frame, shared by every client it is sent to. */
+export interface Frame {
+  version: number;
+  data: Buffer;
+}
+
+/** Called synchronously after each commit, once per change, in version order. */
+export type CommitListener = (record: ChangeRecord, delta: Frame) => void;
+
+/** A change that was not applied: invalid shape, unknown entity or a conflict with the state. */
+export class ChangeRejectedError extends Error {
+  constructor(
+    readonly code: 'invalid' | 'not_found' | 'conflict' | 'closed',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ChangeRejectedError';
+  }
+}
+
+export interface StateManagerOptions {
+  /** Trimming limits; when they differ from the stored state's, a `limits_changed` is applied. */
+  limits: Limits;
+  /** A snapshot is saved every N versions, bounding the replay on restart. */
+  snapshotEvery?: number;
+  /** Most changes committed in one transaction. */
+  maxBatch?: number;
+  logger?: Logger;
+}
+
+interface Pending {
+  changes: Change[];
+  resolve: (version: number) => void;
+  reject: (error: Error) => void;
+}
+
+interface SnapshotCache {
+  version: number;
+  stateJson: string;
+  frames: Partial<Record<SnapshotFrameType, Frame>>;
+}
+
+export class StateManager {
+  readonly epoch: string;
+  private currentVersion: number;
+  /** The state at `version`: what init, full_state and every subscriber see. */
+  private readonly committed: FleetState;
+  /** The committed state plus the changes of the batch being committed; validation runs here. */
+  private working: FleetState;
+  private readonly listeners = new Set<CommitListener>();
+  private readonly queue: Pending[] = [];
+  private drainPromise: Promise<void> | null = null;
+  private scheduled = false;
+  private closed = false;
+  private snapshotCache: SnapshotCache | null = null;
+  private syncCache: Frame | null = null;
+  private lastSnapshotVersion: number;
+  private readonly snapshotEvery: number;
+  private readonly maxBatch: number;
+  private readonly logger: Logger;
+  /** Counters for tests, metrics and benchmarks. */
+  readonly stats = { commits: 0, changes: 0, fullStateEncodings: 0, rejected: 0, commitFailures: 0 };
+
+  private constructor(private readonly store: Store, epoch: string, version: number, state: FleetState, snapshotVersion: number, options: StateManagerOptions) {
+    this.epoch = epoch;
+    this.currentVersion = version;
+    this.committed = state;
+    this.working = cloneState(state);
+    this.lastSnapshotVersion = snapshotVersion;
+    this.snapshotEvery = options.snapshotEvery ?? 1000;
+    this.maxBatch = options.maxBatch ?? 1000;
+    this.logger = options.logger ?? silentLogger;
+  }
+
+  /** Opens the store and rebuilds the state: the newest snapshot plus the changes after it. */
+  static async open(store: Store, options: StateManagerOptions): Promise<StateManager> {
+    const stored = await store.open(JSON.stringify(toFullState(emptyState(options.limits))));
+    let state: FleetState;
+    try {
+      state = fromFullState(JSON.parse(stored.snapshot.stateJson) as FullState);
+    } catch (error) {
+      throw new StoreError('store_corrupt', `snapshot at version ${stored.snapshot.version} is not valid JSON: ${(error as Error).message}`, { cause: error });
+    }
+    for (const record of stored.changes) applyChange(state, record.change);
+    const manager = new StateManager(store, stored.epoch, stored.version, state, stored.snapshot.version, options);
+    if (!sameLimits(state.limits, options.limits)) {
+      manager.logger.info('trimming limits changed; applying them as a versioned change', { from: state.limits, to: options.limits });
+      await manager.apply({ type: 'limits_changed', limits: { ...options.limits } });
+    }
+    return manager;
+  }
+
+  get version(): number {
+    return this.currentVersion;
+  }
+
+  /** The committed state. Read-only: mutate only through `apply`. */
+  get state(): Readonly<FleetState> {
+    return this.committed;
+  }
+
+  /** Applies one change; resolves with the version at which it is visible once committed. */
+  apply(change: Change): Promise<number> {
+    return this.applyAll([change]);
+  }
+
+  /**
+   * Applies changes atomically: all are committed in one transaction with consecutive versions,
+   * or none is. Resolves with the version of the last one.
+   */
+  applyAll(changes: readonly Change[]): Promise<number> {
+    if (this.closed) return Promise.reject(new ChangeRejectedError('closed', 'the state manager is closed'));
+    if (changes.length === 0) return Promise.reject(new ChangeRejectedError('invalid', 'no changes to apply'));
+    const parsed: Change[] = [];
+    for (const change of changes) {
+      const result = ChangeSchema.safeParse(change);
+      if (!result.success) {
+        this.stats.rejected++;
+        const issue = result.error.issues[0];
+        const where = issue && issue.path.length > 0 ? `${issue.path.join('.')}: ` : '';
+        return Promise.reject(new ChangeRejectedError('invalid', `invalid change: ${where}${issue?.message ?? 'malformed'}`));
+      }
+      parsed.push(result.data);
+    }
+    return new Promise<number>((resolve, reject) => {
+      this.queue.push({ changes: parsed, resolve, reject });
+      this.schedule();
+    });
+  }
+
+  /** Registers a listener for committed changes; returns the function that removes it. */
+  subscribe(listener: CommitListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The full state at the current version, encoded once per version and shared. */
+  stateJson(): string {
+    return this.currentSnapshot().stateJson;
+  }
+
+  /** An `init` or `full_state` frame at the current version, encoded once per version. */
+  snapshotFrame(type: SnapshotFrameType): Frame {
+    const cache = this.currentSnapshot();
+    let frame = cache.frames[type];
+    if (!frame) {
+      frame = { version: cache.version, data: Buffer.from(encodeSnapshotFrame(type, this.epoch, cache.version, cache.stateJson)) };
+      cache.frames[type] = frame;
+    }
+    return frame;
+  }
+
+  /** The `sync` beacon frame at the current version. */
+  syncFrame(): Frame {
+    if (this.syncCache?.version !== this.currentVersion) {
+      this.syncCache = { version: this.currentVersion, data: Buffer.from(encodeSync(this.epoch, this.currentVersion)) };
+    }
+    return this.syncCache;
+  }
+
+  readCommandOutput(commandId: string): Promise<string | null> {
+    return this.store.readCommandOutput(commandId);
+  }
+
+  /** Commits what is queued, saves a snapshot and closes the store. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    // Let every change accepted before close commit, whether its drain started or is scheduled.
+    while (this.scheduled || this.drainPromise) {
+      if (this.drainPromise) await this.drainPromise;
+      else await new Promise((resolve) => setImmediate(resolve));
+    }
+    if (this.currentVersion > this.lastSnapshotVersion) await this.saveSnapshot();
+    await this.store.close();
+  }
+
+  private currentSnapshot(): SnapshotCache {
+    if (this.snapshotCache?.version !== this.currentVersion) {
+      this.stats.fullStateEncodings++;
+      this.snapshotCache = { version: this.currentVersion, stateJson: JSON.stringify(toFullState(this.committed)), frames: {} };
+    }
+    return this.snapshotCache;
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.drainPromise) return;
+    this.scheduled = true;
+    // setImmediate, not a microtask: every request handled in this turn of the event loop joins
+    // the same transaction.
+    setImmediate(() => {
+      this.scheduled = false;
+      this.drainPromise = this.drain().finally(() => {
+        this.drainPromise = null;
+        if (this.queue.length > 0) this.schedule();
+      });
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0) {
+      const batch = this.queue.splice(0, this.maxBatch);
+      const { accepted, records } = this.stage(batch);
+      if (records.length === 0) continue;
+      try {
+        await this.store.commit(records);
+      } catch (error) {
+        this.stats.commitFailures++;
+        this.working = cloneState(this.committed);
+        this.logger.error('commit failed; the changes were not applied', { error: (error as Error).message, versions: `${records[0]!.version}..${records.at(-1)!.version}` });
+        const failure = error instanceof StoreError ? error : new StoreError('store_commit_failed', (error as Error).message, { cause: error });
+        for (const pending of accepted) pending.reject(failure);
+        continue;
+      }
+      this.publish(records);
+      let index = 0;
+      for (const pending of accepted) {
+        index += pending.changes.length;
+        pending.resolve(records[index - 1]!.version);
+      }
+      if (this.currentVersion - this.lastSnapshotVersion >= this.snapshotEvery) await this.saveSnapshot();
+    }
+  }
+
+  /**
+   * Validates each pending group against the working state and applies it there, assigning
+   * versions. A group with a rejected change is undone whole and its caller rejected.
+   */
+  private stage(batch: Pending[]): { accepted: Pending[]; records: ChangeRecord[] } {
+    const accepted: Pending[] = [];
+    const records: ChangeRecord[] = [];
+    for (const pending of batch) {
+      const before = records.length;
+      let rejection: ChangeRejectedError | null = null;
+      for (const change of pending.changes) {
+        const problem = checkChange(this.working, change);
+        if (problem) {
+          rejection = new ChangeRejectedError(problem.code, problem.message);
+          break;
+        }
+        applyChange(this.working, change);
+        records.push({ version: this.currentVersion + records.length + 1, change });
+      }
+      if (rejection) {
+        this.stats.rejected++;
+        if (records.length > before) {
+          records.length = before;
+          this.working = cloneState(this.committed);
+          for (const record of records) applyChange(this.working, record.change);
+        }
+        pending.reject(rejection);
+      } else {
+        accepted.push(pending);
+      }
+    }
+    return { accepted, records };
+  }
+
+  /** After commit: fold into the committed state and hand each delta out, in version order. */
+  private publish(records: readonly ChangeRecord[]): void {
+    this.stats.commits++;
+    for (const record of records) {
+      applyChange(this.committed, record.change);
+      this.currentVersion = record.version;
+      this.stats.changes++;
+      const delta: Frame = { version: record.version, data: Buffer.from(encodeDelta(this.epoch, record.version, record.change)) };
+      for (const listener of this.listeners) {
+        try {
+          listener(record, delta);
+        } catch (error) {
+          this.logger.error('commit listener failed', { error: (error as Error).message, version: record.version });
+        }
+      }
+    }
+  }
+
+  private async saveSnapshot(): Promise<void> {
+    const version = this.currentVersion;
+    try {
+      await this.store.saveSnapshot(version, this.stateJson());
+      this.lastSnapshotVersion = version;
+    } catch (error) {
+      this.logger.warn('saving a snapshot failed; the change log still has every change', { error: (error as Error).message, version });
+    }
+  }
+}
+
+function sameLimits(a: Limits, b: Limits): boolean {
+  return a.events === b.events && a.commands === b.commands && a.pipelines === b.pipelines && a.output_tail === b.output_tail;
+}

@@ -1,0 +1,50 @@
+// The persistence contract of the state manager. A store keeps the epoch, the version counter,
+// the change log, snapshots of the folded state and full command output. SQLite implements it
+// now; a PostgreSQL store (async commits, several instances) implements the same interface.
+import type { Change } from '../../protocol/schema.js';
+
+/** One committed change: the version it made. */
+export interface ChangeRecord {
+  version: number;
+  change: Change;
+}
+
+/** What a store holds when opened: enough to rebuild the state by folding. */
+export interface StoredState {
+  epoch: string;
+  version: number;
+  /** The newest snapshot: the full state JSON at `version`. Every store has one (version 0 at creation). */
+  snapshot: { version: number; stateJson: string };
+  /** Every change after the snapshot, in version order, ending at `version`. */
+  changes: ChangeRecord[];
+}
+
+export interface Store {
+  /**
+   * Opens or creates the store. `initialStateJson` is the state of a new store at version 0.
+   * Throws StoreError when an existing store cannot be read: never replaces it silently.
+   */
+  open(initialStateJson: string): Promise<StoredState>;
+  /**
+   * Commits the records in one transaction: appends them to the change log, sets the version
+   * counter to the last one, appends command output. Versions must continue the counter
+   * exactly; the store refuses anything else. Resolves only once durable.
+   */
+  commit(records: readonly ChangeRecord[]): Promise<void>;
+  /** Records the full state at `version` and prunes what no restart needs any more. */
+  saveSnapshot(version: number, stateJson: string): Promise<void>;
+  /** The whole output of a command, or null when the store has none. */
+  readCommandOutput(commandId: string): Promise<string | null>;
+  close(): Promise<void>;
+}
+
+export class StoreError extends Error {
+  constructor(
+    readonly code: 'store_unreadable' | 'store_locked' | 'store_corrupt' | 'store_commit_failed' | 'store_closed',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}

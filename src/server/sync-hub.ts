@@ -1,0 +1,243 @@
+// The WebSocket side of the protocol: accepts clients at /ws, sends `init` in the same step as
+// registering them, fans every committed delta out in version order, sends the `sync` beacon,
+// answers `get_state`, reaps dead peers with ping/pong and bounds what a slow client can cost.
+import type { IncomingMessage } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { CloseCode, encodeError, parseClientMessage, type ErrorCode } from '../protocol/index.js';
+import { ClientConnection } from './client-connection.js';
+import { silentLogger, type Logger } from './logger.js';
+import type { Frame, StateManager } from './state-manager.js';
+
+export interface SyncHubOptions {
+  beaconIntervalMs: number;
+  pingIntervalMs: number;
+  clientBufferLimit: number;
+  slowClientTimeoutMs: number;
+  maxClientMessageBytes: number;
+  clientMessagesPerSecond: number;
+  /** Connections beyond this are closed with 1013 (try again later). */
+  maxClients?: number;
+  logger?: Logger;
+  now?: () => number;
+}
+
+/** How often stale clients are checked for having drained. */
+const STALE_CHECK_MS = 50;
+/** How long a closing socket gets for the close handshake before it is destroyed. */
+const CLOSE_GRACE_MS = 1000;
+
+export class SyncHub {
+  private readonly wss: WebSocketServer;
+  private readonly clients = new Set<ClientConnection>();
+  private readonly staleClients = new Set<ClientConnection>();
+  private readonly logger: Logger;
+  private readonly now: () => number;
+  private readonly timers: NodeJS.Timeout[] = [];
+  private staleTimer: NodeJS.Timeout | null = null;
+  private unsubscribe: (() => void) | null = null;
+  private closing = false;
+  readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0 };
+
+  constructor(
+    private readonly manager: StateManager,
+    private readonly options: SyncHubOptions,
+  ) {
+    this.logger = options.logger ?? silentLogger;
+    this.now = options.now ?? Date.now;
+    this.wss = new WebSocketServer({
+      noServer: true,
+      maxPayload: options.maxClientMessageBytes,
+      perMessageDeflate: false,
+      clientTracking: false,
+    });
+  }
+
+  /** Subscribes to commits and starts the beacon and ping timers. */
+  start(): void {
+    this.unsubscribe = this.manager.subscribe((_record, delta) => this.broadcast(delta));
+    this.timers.push(setInterval(() => this.beacon(), this.options.beaconIntervalMs).unref());
+    this.timers.push(setInterval(() => this.ping(), this.options.pingIntervalMs).unref());
+  }
+
+  get clientCount(): number {
+    return this.clients.size;
+  }
+
+  /** Hands an HTTP upgrade request for /ws to the WebSocket server. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+    if (this.closing) {
+      socket.destroy();
+      return;
+    }
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+  }
+
+  /** Closes every client with 1001 and stops the timers. Idempotent. */
+  async close(): Promise<void> {
+    if (this.closing) return;
+    this.closing = true;
+    this.unsubscribe?.();
+    for (const timer of this.timers) clearInterval(timer);
+    if (this.staleTimer) clearInterval(this.staleTimer);
+    const closed = [...this.clients].map((client) => this.closeClient(client, CloseCode.GOING_AWAY, 'server shutting down'));
+    await Promise.all(closed);
+    this.wss.close();
+  }
+
+  private accept(ws: WebSocket): void {
+    // An 'error' listener first: without one, a frame over maxPayload crashes the process.
+    ws.on('error', (error) => {
+      this.stats.clientErrors++;
+      this.logger.debug('client socket error', { error: error.message });
+    });
+    if (this.closing || this.clients.size >= (this.options.maxClients ?? Infinity)) {
+      ws.close(CloseCode.TRY_AGAIN_LATER, this.closing ? 'server shutting down' : 'too many clients');
+      return;
+    }
+    const client = new ClientConnection(ws, {
+      bufferLimit: this.options.clientBufferLimit,
+      messagesPerSecond: this.options.clientMessagesPerSecond,
+      now: this.now,
+    });
+    ws.on('message', (data, isBinary) => {
+      try {
+        this.receive(client, data, isBinary);
+      } catch (error) {
+        this.logger.error('failed to handle a client frame', { client: client.id, error: (error as Error).message });
+        ws.close(CloseCode.INTERNAL_ERROR, 'internal error');
+      }
+    });
+    ws.on('pong', () => {
+      client.alive = true;
+    });
+    ws.on('close', () => {
+      this.clients.delete(client);
+      this.staleClients.delete(client);
+    });
+    // Registering and sending init happen in one synchronous step: no commit can fall between
+    // them, so no delta precedes init and none is missing or doubled after it.
+    this.clients.add(client);
+    this.stats.connections++;
+    client.sendSnapshot(this.manager.snapshotFrame('init'));
+  }
+
+  private receive(client: ClientConnection, data: RawData, isBinary: boolean): void {
+    if (!client.takeToken()) {
+      this.reject(client, 'rate_limited', `more than ${this.options.clientMessagesPerSecond} frames per second; frame dropped`);
+      return;
+    }
+    if (isBinary) {
+      this.reject(client, 'invalid_message', 'binary frames are not accepted; send JSON text frames');
+      return;
+    }
+    const parsed = parseClientMessage(rawToString(data));
+    if (!parsed.ok) {
+      this.reject(client, parsed.code, parsed.message);
+      return;
+    }
+    switch (parsed.message.type) {
+      case 'get_state':
+        this.requestFullState(client);
+        return;
+    }
+  }
+
+  private reject(client: ClientConnection, code: ErrorCode, message: string): void {
+    if (client.isOpen) client.socket.send(encodeError(code, message));
+  }
+
+  /**
+   * Answers get_state with the full state at the current version. Requests while one is
+   * scheduled or still being written are coalesced into it; a stale client gets its full state
+   * when it drains.
+   */
+  private requestFullState(client: ClientConnection): void {
+    if (client.fullStatePending) return;
+    client.fullStatePending = true;
+    setImmediate(() => {
+      if (client.isStale || !client.isOpen) {
+        client.fullStatePending = false;
+        return;
+      }
+      this.stats.fullStatesSent++;
+      client.sendSnapshot(this.manager.snapshotFrame('full_state'), () => {
+        client.fullStatePending = false;
+      });
+    });
+  }
+
+  private broadcast(delta: Frame): void {
+    for (const client of this.clients) this.deliver(client, delta);
+  }
+
+  private beacon(): void {
+    const frame = this.manager.syncFrame();
+    for (const client of this.clients) this.deliver(client, frame);
+  }
+
+  private deliver(client: ClientConnection, frame: Frame): void {
+    if (client.send(frame) || !client.isStale || this.staleClients.has(client)) return;
+    this.stats.staleMarks++;
+    this.staleClients.add(client);
+    this.logger.warn('client fell behind; deltas paused until it drains', { client: client.id, buffered: client.bufferedAmount });
+    this.staleTimer ??= setInterval(() => this.checkStale(), STALE_CHECK_MS).unref();
+  }
+
+  /** Stale clients that drained get one full state; those stuck too long are closed with 4008. */
+  private checkStale(): void {
+    const now = this.now();
+    for (const client of this.staleClients) {
+      if (!client.isOpen) {
+        this.staleClients.delete(client);
+      } else if (client.bufferedAmount <= this.options.clientBufferLimit / 4) {
+        this.staleClients.delete(client);
+        this.stats.fullStatesSent++;
+        client.sendSnapshot(this.manager.snapshotFrame('full_state'));
+      } else if (now - (client.staleSince ?? now) > this.options.slowClientTimeoutMs) {
+        this.staleClients.delete(client);
+        this.stats.slowClosed++;
+        this.logger.warn('closing a client that stopped reading', { client: client.id, buffered: client.bufferedAmount });
+        void this.closeClient(client, CloseCode.SLOW_CONSUMER, 'slow consumer');
+      }
+    }
+    if (this.staleClients.size === 0 && this.staleTimer) {
+      clearInterval(this.staleTimer);
+      this.staleTimer = null;
+    }
+  }
+
+  private ping(): void {
+    for (const client of this.clients) {
+      if (!client.alive) {
+        this.stats.reaped++;
+        this.clients.delete(client);
+        this.staleClients.delete(client);
+        client.socket.terminate();
+        continue;
+      }
+      client.alive = false;
+      client.socket.ping();
+    }
+  }
+
+  /** Starts the close handshake and destroys the socket if it does not finish in time. */
+  private closeClient(client: ClientConnection, code: number, reason: string): Promise<void> {
+    const ws = client.socket;
+    return new Promise((resolve) => {
+      if (ws.readyState === ws.CLOSED) return resolve();
+      const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(code, reason);
+    });
+  }
+}
+
+function rawToString(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
