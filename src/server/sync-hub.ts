@@ -64,6 +64,11 @@ export class SyncHub {
     return this.clients.size;
   }
 
+  /** A view of each client's flow-control state, for metrics and tests. */
+  inspectClients(): Array<{ id: number; bufferedAmount: number; stale: boolean; sentVersion: number }> {
+    return [...this.clients].map((c) => ({ id: c.id, bufferedAmount: c.bufferedAmount, stale: c.isStale, sentVersion: c.sentVersion }));
+  }
+
   /** Hands an HTTP upgrade request for /ws to the WebSocket server. */
   handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
     if (this.closing) {

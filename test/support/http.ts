@@ -1,0 +1,34 @@
+// A tiny JSON client for the HTTP API over real sockets (Node's fetch).
+export interface ApiResponse<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function request<T = any>(baseUrl: string, method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<ApiResponse<T>> {
+  const init: RequestInit = { method, headers: { ...headers } };
+  if (body !== undefined) {
+    init.body = typeof body === 'string' ? body : JSON.stringify(body);
+    (init.headers as Record<string, string>)['content-type'] ??= 'application/json';
+  }
+  const res = await fetch(baseUrl + path, init);
+  const text = await res.text();
+  let parsed: unknown = text;
+  if ((res.headers.get('content-type') ?? '').includes('application/json')) parsed = JSON.parse(text);
+  return { status: res.status, body: parsed as T, headers: res.headers };
+}
+
+export function api(baseUrl: string) {
+  return {
+    get: <T = any>(path: string) => request<T>(baseUrl, 'GET', path),
+    post: <T = any>(path: string, body?: unknown) => request<T>(baseUrl, 'POST', path, body ?? {}),
+    patch: <T = any>(path: string, body: unknown) => request<T>(baseUrl, 'PATCH', path, body),
+    delete: <T = any>(path: string) => request<T>(baseUrl, 'DELETE', path),
+    /** Adds a host and returns its id, failing loudly when the server refuses. */
+    async addHost(hostname: string, extra: Record<string, unknown> = {}): Promise<string> {
+      const res = await request(baseUrl, 'POST', '/api/hosts', { hostname, ...extra });
+      if (res.status !== 201) throw new Error(`addHost ${hostname}: ${res.status} ${JSON.stringify(res.body)}`);
+      return res.body.host.id as string;
+    },
+  };
+}

@@ -1,0 +1,29 @@
+// Starts a real in-process server on an ephemeral port with its own temporary data directory.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { ServerConfig } from '../../src/server/config.js';
+import { startServer, type NixFleetServer, type StartOptions } from '../../src/server/server.js';
+
+export interface TestServer extends NixFleetServer {
+  dataDir: string;
+  /** Closes the server (if still open) and removes its data directory. */
+  dispose(): Promise<void>;
+}
+
+export function tempDir(prefix = 'nixfleet-test-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+export async function startTestServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<TestServer> {
+  const dataDir = overrides.dataDir ?? tempDir();
+  const server = await startServer({ listenHost: '127.0.0.1', listenPort: 0, dataDir, logLevel: 'silent', ...overrides }, options);
+  return {
+    ...server,
+    dataDir,
+    async dispose() {
+      await server.close();
+      if (!overrides.dataDir) rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
