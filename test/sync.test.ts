@@ -299,6 +299,15 @@ describe('transport', () => {
     await expect(SyncRecorder.connect(server.wsUrl.replace('/ws', '/other'))).rejects.toThrow();
   });
 
+  it('turns away connections beyond the client limit with 1013 and no state', async () => {
+    server = await startTestServer({ maxClients: 2 });
+    await Promise.all([connect(), connect()]);
+    const third = await connect();
+    await third.waitForClose();
+    expect(third.closeCode).toBe(1013);
+    expect(third.frames).toHaveLength(0);
+  });
+
   it('closes every client with 1001 on shutdown', async () => {
     server = await startTestServer();
     const clients = await Promise.all([connect(), connect(), connect()]);

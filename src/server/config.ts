@@ -26,6 +26,8 @@ export interface ServerConfig {
   clientMessagesPerSecond: number;
   /** Largest HTTP request body. */
   maxBodyBytes: number;
+  /** Open WebSocket connections accepted; more are closed with 1013. */
+  maxClients: number;
   /** SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes. */
   sqliteSynchronous: SqliteSynchronous;
   /** A snapshot of the state is written every N changes, so a restart replays at most N. */
@@ -49,6 +51,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxClientMessageBytes: 4096,
   clientMessagesPerSecond: 20,
   maxBodyBytes: 1024 * 1024,
+  maxClients: 10_000,
   sqliteSynchronous: 'FULL',
   snapshotEvery: 1000,
   changeLogRetention: 10_000,
@@ -93,6 +96,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     maxClientMessageBytes: d.maxClientMessageBytes,
     clientMessagesPerSecond: d.clientMessagesPerSecond,
     maxBodyBytes: d.maxBodyBytes,
+    maxClients: read('NIXFLEET_MAX_CLIENTS', d.maxClients, intIn(1, 1_000_000)),
     sqliteSynchronous: read('NIXFLEET_SQLITE_SYNCHRONOUS', d.sqliteSynchronous, parseSynchronous),
     snapshotEvery: read('NIXFLEET_SNAPSHOT_EVERY', d.snapshotEvery, intIn(1, 10_000_000)),
     changeLogRetention: read('NIXFLEET_CHANGE_LOG_RETENTION', d.changeLogRetention, intIn(0, 100_000_000)),
