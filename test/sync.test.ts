@@ -283,13 +283,22 @@ describe('bad input on the socket', () => {
     await other.waitForVersion(0);
   });
 
-  it('rate-limits a flood and says so', async () => {
+  it('rate-limits a flood, says so once a second, and closes an abuser with 1008', async () => {
     server = await startTestServer({ clientMessagesPerSecond: 10 });
     const client = await connect();
-    for (let i = 0; i < 100; i++) client.send('{"type":"nope"}');
+    const bystander = await connect();
+    for (let i = 0; i < 60; i++) client.send('{"type":"nope"}');
     await client.waitFor(() => client.messages('error').some((e) => e.code === 'rate_limited'));
+    await new Promise((resolve) => setTimeout(resolve, 100));
     const codes = client.messages('error').map((e) => e.code);
     expect(codes.filter((c) => c === 'unknown_type').length).toBeLessThanOrEqual(21);
+    expect(codes.filter((c) => c === 'rate_limited')).toHaveLength(1);
+    expect(client.closeCode).toBeNull();
+
+    for (let i = 0; i < 200; i++) client.send('{"type":"nope"}');
+    await client.waitForClose();
+    expect(client.closeCode).toBe(1008);
+    expect(bystander.closeCode).toBeNull();
   });
 });
 

@@ -24,7 +24,7 @@ export type ErrorCode = (typeof ERROR_CODES)[number];
 export const CloseCode = {
   /** Server shutting down or restarting: reconnect with backoff. */
   GOING_AWAY: 1001,
-  /** A client frame broke the protocol (e.g. binary frame flood, rate limit abuse). */
+  /** The client kept sending far beyond its frame rate. */
   POLICY_VIOLATION: 1008,
   /** A client frame was larger than the limit. */
   MESSAGE_TOO_BIG: 1009,

@@ -24,6 +24,10 @@ export class ClientConnection {
   fullStatePending = false;
   /** The version of the last frame this client was sent. */
   sentVersion = -1;
+  /** Inbound frames dropped for exceeding the rate, over the connection's life. */
+  droppedFrames = 0;
+  /** When the client was last told it is rate-limited (told at most once a second). */
+  rateNoticeAt = -Infinity;
   private snapshotBytes = 0;
   private tokens: number;
   private tokensAt: number;

@@ -37,7 +37,7 @@ export class SyncHub {
   private staleTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
   private closing = false;
-  readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0 };
+  readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0, rateLimitClosed: 0 };
 
   constructor(
     private readonly manager: StateManager,
@@ -129,7 +129,7 @@ export class SyncHub {
 
   private receive(client: ClientConnection, data: RawData, isBinary: boolean): void {
     if (!client.takeToken()) {
-      this.reject(client, 'rate_limited', `more than ${this.options.clientMessagesPerSecond} frames per second; frame dropped`);
+      this.limitRate(client);
       return;
     }
     if (isBinary) {
@@ -146,6 +146,25 @@ export class SyncHub {
         this.requestFullState(client);
         return;
     }
+  }
+
+  /**
+   * Drops a frame over the client's rate. The client is told at most once a second (so a flood
+   * cannot make the server flood back), and closed with 1008 once it has sent ten seconds'
+   * worth of frames beyond its rate.
+   */
+  private limitRate(client: ClientConnection): void {
+    const rate = this.options.clientMessagesPerSecond;
+    client.droppedFrames++;
+    if (client.droppedFrames > rate * 10) {
+      this.stats.rateLimitClosed++;
+      void this.closeClient(client, CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
+      return;
+    }
+    const now = this.now();
+    if (now - client.rateNoticeAt < 1000) return;
+    client.rateNoticeAt = now;
+    this.reject(client, 'rate_limited', `more than ${rate} frames per second; frames are being dropped`);
   }
 
   private reject(client: ClientConnection, code: ErrorCode, message: string): void {
