@@ -75,6 +75,25 @@ describe('init', () => {
   });
 });
 
+describe('reconnection', () => {
+  it('starts every new connection from init at the current version, including what was missed', async () => {
+    server = await startTestServer();
+    const http = api(server.url);
+    await http.addHost('a');
+    const first = await connect();
+    await first.waitForVersion(1);
+    first.close();
+    await first.waitForClose();
+    await http.addHost('b');
+    await http.patch('/api/hosts/a', { status: 'online' });
+    const again = await connect();
+    await again.waitForVersion(3);
+    expect(again.frames[0]!.message).toMatchObject({ type: 'init', version: 3, epoch: first.epoch });
+    expect(again.deltaVersions).toEqual([]);
+    expect(again.fullState).toEqual(toFullState(server.manager.state));
+  });
+});
+
 describe('delta', () => {
   it('reaches every client consecutively, byte-identical, and the fold equals full_state', async () => {
     server = await startTestServer();
