@@ -59,6 +59,10 @@ describe('commands', () => {
     expect(busy.status).toBe(409);
     expect(busy.body.message).toMatch(/busy/);
 
+    const removeBusy = await http.delete('/api/hosts/h1');
+    expect(removeBusy.status).toBe(409);
+    expect(removeBusy.body.message).toMatch(/busy/);
+
     expect((await http.post(`/api/commands/${id}/output`, { output: 'hello\n' })).status).toBe(200);
     expect((await http.post(`/api/commands/${id}/output`, { output: 'world\n' })).status).toBe(200);
     const finished = await http.post(`/api/commands/${id}/finish`, { status: 'error', exit_code: 2 });

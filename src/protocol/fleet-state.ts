@@ -88,8 +88,14 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
       }
       return null;
     }
-    case 'host_removed':
-      return state.hosts.has(change.id) ? null : notFound(`host '${change.id}'`);
+    case 'host_removed': {
+      const host = state.hosts.get(change.id);
+      if (!host) return notFound(`host '${change.id}'`);
+      // Removing it would orphan its running command, and a host re-added under the same id
+      // could then run a second one.
+      if (host.pending_command !== null) return conflict(`host '${host.id}' is busy with command '${host.pending_command}'`);
+      return null;
+    }
     case 'command_started': {
       const { command } = change;
       if (state.commands.has(command.id)) return conflict(`command '${command.id}' already exists`);
@@ -139,6 +145,7 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
 
 /** Applies one change in place. Total: a change that `checkChange` would reject is ignored. */
 export function applyChange(state: FleetState, change: Change): void {
+  if (checkChange(state, change) !== null) return;
   switch (change.type) {
     case 'host_added':
       state.hosts.set(change.host.id, structuredClone(change.host));

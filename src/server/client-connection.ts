@@ -28,6 +28,8 @@ export class ClientConnection {
   droppedFrames = 0;
   /** When the client was last told it is rate-limited (told at most once a second). */
   rateNoticeAt = -Infinity;
+  /** Set once the server started closing this connection. */
+  closing: Promise<void> | null = null;
   private snapshotBytes = 0;
   private tokens: number;
   private tokensAt: number;

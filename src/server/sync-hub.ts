@@ -245,10 +245,10 @@ export class SyncHub {
     }
   }
 
-  /** Starts the close handshake and destroys the socket if it does not finish in time. */
+  /** Starts the close handshake and destroys the socket if it does not finish in time. Idempotent. */
   private closeClient(client: ClientConnection, code: number, reason: string): Promise<void> {
     const ws = client.socket;
-    return new Promise((resolve) => {
+    client.closing ??= new Promise<void>((resolve) => {
       if (ws.readyState === ws.CLOSED) return resolve();
       const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
       ws.once('close', () => {
@@ -257,6 +257,7 @@ export class SyncHub {
       });
       ws.close(code, reason);
     });
+    return client.closing;
   }
 }
 
