@@ -2,17 +2,8 @@
 // state at (epoch, version) is the fold of the change log, so the same code on both sides is what
 // makes convergence provable. Deterministic: no clock, no randomness, trimming by count only.
 // `checkChange` says whether a change may be applied; the reducer itself never throws.
-import {
-  isTerminalCommandStatus,
-  isTerminalPipelineStatus,
-  type Change,
-  type Command,
-  type EventLogEntry,
-  type FullState,
-  type Host,
-  type Limits,
-  type Pipeline,
-} from './schema.js';
+import { isTerminalCommandStatus, isTerminalPipelineStatus } from './constants.js';
+import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline } from './schema.js';
 
 /**
  * The in-memory form of FullState: maps keyed by id (insertion order is the wire order) so an

@@ -2,6 +2,20 @@
 // shape. Types are inferred from them. Shared by the server (input validation) and the client
 // (types only); no Node and no DOM here.
 import { z } from 'zod';
+import {
+  COMMAND_ACTIVE_STATUSES,
+  COMMAND_TERMINAL_STATUSES,
+  COMPARTMENT_STATUSES,
+  EVENT_LEVELS,
+  HOST_STATUSES,
+  HOST_TYPES,
+  OPS,
+  PIPELINE_ACTIVE_STATUSES,
+  PIPELINE_HOST_STATUSES,
+  PIPELINE_TERMINAL_STATUSES,
+} from './constants.js';
+
+export * from './constants.js';
 
 /** Names that would reach Object.prototype if used as a property key. */
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -14,18 +28,6 @@ export const IdSchema = z
 
 /** ISO-8601 UTC with a trailing Z, the only timestamp format on the wire. */
 export const TimestampSchema = z.iso.datetime({ offset: false });
-
-export const HOST_STATUSES = ['online', 'offline', 'unknown'] as const;
-export const HOST_TYPES = ['nixos', 'macos', 'other'] as const;
-export const COMPARTMENT_NAMES = ['git', 'lock', 'system', 'tests'] as const;
-export const COMPARTMENT_STATUSES = ['ok', 'outdated', 'error', 'unknown', 'working'] as const;
-export const OPS = ['pull', 'switch', 'pull-switch', 'test', 'rollback', 'restart', 'stop', 'reboot'] as const;
-export const COMMAND_ACTIVE_STATUSES = ['pending', 'running'] as const;
-export const COMMAND_TERMINAL_STATUSES = ['success', 'error', 'timeout', 'cancelled'] as const;
-export const PIPELINE_ACTIVE_STATUSES = ['pending', 'running'] as const;
-export const PIPELINE_TERMINAL_STATUSES = ['complete', 'partial', 'failed', 'cancelled'] as const;
-export const PIPELINE_HOST_STATUSES = ['pending', 'running', 'success', 'failed', 'skipped'] as const;
-export const EVENT_LEVELS = ['info', 'success', 'warning', 'error'] as const;
 
 const Percent = z.number().finite().min(0).max(100);
 
@@ -209,11 +211,3 @@ export type FullState = z.infer<typeof FullStateSchema>;
 export type Op = (typeof OPS)[number];
 export type CommandStatus = Command['status'];
 export type PipelineStatus = Pipeline['status'];
-
-export function isTerminalCommandStatus(status: CommandStatus): boolean {
-  return (COMMAND_TERMINAL_STATUSES as readonly string[]).includes(status);
-}
-
-export function isTerminalPipelineStatus(status: PipelineStatus): boolean {
-  return (PIPELINE_TERMINAL_STATUSES as readonly string[]).includes(status);
-}

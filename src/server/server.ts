@@ -4,6 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import type { AddressInfo } from 'node:net';
 import type { ActionContext } from './fleet-actions.js';
 import { createApiRouter } from './http/api-routes.js';
+import { addDashboardRoutes, DEFAULT_DASHBOARD_DIR } from './http/static-files.js';
 import { sendError, toHttpError } from './http/http-error.js';
 import type { Router } from './http/router.js';
 import { silentLogger, type Logger } from './logger.js';
@@ -19,6 +20,8 @@ export interface StartOptions {
   store?: Store;
   /** Clock and id generation for changes (tests). */
   actions?: ActionContext;
+  /** Directory of the built dashboard. Default: dist/dashboard of this package. */
+  dashboardDir?: string;
 }
 
 export interface NixFleetServer {
@@ -40,6 +43,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
   const manager = await StateManager.open(store, { limits: config.limits, snapshotEvery: config.snapshotEvery, logger });
   const hub = new SyncHub(manager, { ...config, logger });
   const router = createApiRouter(manager, { maxBodyBytes: config.maxBodyBytes, ...(options.actions ? { actions: options.actions } : {}) });
+  addDashboardRoutes(router, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, beaconIntervalMs: config.beaconIntervalMs });
 
   const http = createHttpServer((req, res) => void handleRequest(router, req, res, logger));
   http.on('upgrade', (req, socket, head) => {

@@ -1,0 +1,28 @@
+// Bundles the dashboard (src/dashboard) with esbuild into dist/dashboard: index.html, app.js,
+// app.css. Run by `npm run build`; `--watch` rebuilds on change.
+import { build, context } from 'esbuild';
+import { copyFileSync, mkdirSync } from 'node:fs';
+
+const outdir = 'dist/dashboard';
+mkdirSync(outdir, { recursive: true });
+const options = {
+  entryPoints: { app: 'src/dashboard/main.tsx' },
+  bundle: true,
+  format: 'esm',
+  target: 'es2022',
+  outdir,
+  minify: true,
+  sourcemap: true,
+  jsx: 'automatic',
+  jsxImportSource: 'preact',
+  legalComments: 'none',
+  logLevel: 'warning',
+};
+copyFileSync('src/dashboard/index.html', `${outdir}/index.html`);
+if (process.argv.includes('--watch')) {
+  const ctx = await context(options);
+  await ctx.watch();
+  console.log('watching src/dashboard …');
+} else {
+  await build(options);
+}

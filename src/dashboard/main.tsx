@@ -1,0 +1,2 @@
+// Placeholder entry: replaced by the dashboard.
+document.getElementById('app')!.textContent = 'NixFleet';
