@@ -58,12 +58,11 @@ function run(steps: Step[]): void {
   const seen = new Set<string>();
 
   const deliver = (message: ServerMessage) => {
-    const pendingBefore = engine.pendingResync;
     const result = engine.receive(message);
-    // E3: never a second get_state while one is pending.
     if (result.resync !== null) {
-      expect(pendingBefore).toBeNull();
       outstanding.push(server.frame('full_state'));
+      // E3: never a second get_state while one is unanswered.
+      expect(outstanding).toHaveLength(1);
     }
     if (result.replaced) {
       lastApplied = { epoch: engine.epoch, version: result.replaced.version };
@@ -121,7 +120,12 @@ function run(steps: Step[]): void {
 
 describe('SyncEngine', () => {
   it('keeps E1–E5 and converges under drops, duplicates, late answers and epoch changes', () => {
-    fc.assert(fc.property(fc.array(stepArb, { maxLength: 120 }), run), { numRuns: 300 });
+    // Schedules found by earlier runs, kept as regressions: a snapshot answered late, with a
+    // hole among the deltas kept behind it.
+    const examples: [Step[]][] = [
+      [[{ kind: 'commit', fate: 'drop' }, { kind: 'commit', fate: 'deliver' }, { kind: 'commit', fate: 'drop' }, { kind: 'commit', fate: 'deliver' }, { kind: 'answer', at: 'request' }]],
+    ];
+    fc.assert(fc.property(fc.array(stepArb, { maxLength: 120 }), run), { numRuns: 500, examples });
   });
 
   it('asks once for a gap and applies the kept deltas newer than the full state', () => {
