@@ -1,0 +1,224 @@
+// The dashboard in a real Chromium against a real server process, under the faults the
+// protocol promises to survive: a delta lost in transit, server restarts (same and wiped
+// store), a hidden tab that missed changes, the network going offline. Each test asserts what
+// the user sees: rows in the hosts table and the sync indicator's status and version.
+import { rmSync } from 'node:fs';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser } from './support/browser.js';
+import { api } from './support/http.js';
+import { freePort } from './support/ports.js';
+import { spawnServer, type ServerProcess } from './support/server-process.js';
+import { tempDir } from './support/test-server.js';
+
+let browser: Browser;
+beforeAll(async () => {
+  browser = await launchBrowser();
+});
+afterAll(async () => {
+  await browser?.close();
+});
+
+const cleanups: Array<() => unknown> = [];
+afterEach(async () => {
+  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+});
+
+interface Fleet {
+  server: ServerProcess;
+  dataDir: string;
+  port: number;
+  beaconMs: number;
+  restart(options?: { wipe?: boolean }): Promise<void>;
+}
+
+async function startFleet(beaconMs: number): Promise<Fleet> {
+  const dataDir = tempDir();
+  const port = await freePort();
+  const env = () => ({ NIXFLEET_DATA_DIR: dataDir, NIXFLEET_LISTEN: `127.0.0.1:${port}`, NIXFLEET_SYNC_BEACON_INTERVAL: `${beaconMs}ms` });
+  const fleet: Fleet = {
+    server: await spawnServer(env()),
+    dataDir,
+    port,
+    beaconMs,
+    async restart({ wipe = false } = {}) {
+      expect(await fleet.server.kill('SIGTERM')).toBe(0);
+      if (wipe) rmSync(dataDir, { recursive: true, force: true });
+      fleet.server = await spawnServer(env());
+    },
+  };
+  cleanups.push(async () => {
+    await fleet.server.kill('SIGKILL');
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return fleet;
+}
+
+async function openDashboard(fleet: Fleet, setup?: (page: Page) => Promise<void>): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  cleanups.push(() => context.close());
+  const page = await context.newPage();
+  page.on('pageerror', (error) => console.error('page error:', error));
+  await setup?.(page);
+  await page.goto(fleet.server.url);
+  await page.waitForSelector('[data-testid="sync-status"][data-status="live"]', { timeout: 5000 });
+  return page;
+}
+
+/** What the page shows: sync status, version, epoch and the host rows in order. */
+function shown(page: Page) {
+  return page.evaluate(() => {
+    const status = document.querySelector('[data-testid="sync-status"]');
+    return {
+      status: status?.getAttribute('data-status'),
+      version: Number(status?.getAttribute('data-version')),
+      epoch: status?.getAttribute('data-epoch'),
+      hosts: [...document.querySelectorAll('tr[data-host-id]')].map((row) => row.getAttribute('data-host-id')),
+    };
+  });
+}
+
+/** The page shows the server's epoch, version and hosts, and its state deep-equals /api/state. */
+async function pageMatchesServer(page: Page, fleet: Fleet, timeoutMs: number): Promise<number> {
+  const started = Date.now();
+  const deadline = started + timeoutMs;
+  for (;;) {
+    const state = (await api(fleet.server.url).get('/api/state')).body;
+    const view = await shown(page);
+    const pageState = await page.evaluate(() => {
+      const s = (window as any).__nixfleet.sync.state;
+      return JSON.stringify({ hosts: [...s.hosts.values()], commands: [...s.commands.values()], pipelines: [...s.pipelines.values()], events: s.events, limits: s.limits });
+    });
+    const matches =
+      view.status === 'live' &&
+      view.version === state.version &&
+      view.epoch === state.epoch &&
+      JSON.stringify(view.hosts.slice().sort()) === JSON.stringify(state.payload.hosts.map((h: { id: string }) => h.id).sort()) &&
+      pageState === JSON.stringify(state.payload);
+    if (matches) return Date.now() - started;
+    if (Date.now() > deadline) {
+      expect({ view, pageState: JSON.parse(pageState) }).toEqual({ view: { status: 'live', version: state.version, epoch: state.epoch, hosts: state.payload.hosts.map((h: { id: string }) => h.id) }, pageState: state.payload });
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('dashboard under faults', () => {
+  it('shows a change made through the API within 1 s, without reload', async () => {
+    const fleet = await startFleet(30_000);
+    const page = await openDashboard(fleet);
+    let navigations = 0;
+    page.on('framenavigated', () => navigations++);
+    const started = Date.now();
+    await api(fleet.server.url).addHost('appears-live');
+    await page.waitForSelector('tr[data-host-id="appears-live"]', { timeout: 1000 });
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect(navigations).toBe(0);
+    await pageMatchesServer(page, fleet, 1000);
+  });
+
+  it('heals one delta dropped in transit within one beacon interval', async () => {
+    const fleet = await startFleet(1000);
+    let dropNext = false;
+    let dropped = 0;
+    const page = await openDashboard(fleet, (p) =>
+      p.routeWebSocket(/\/ws$/, (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((message) => {
+          if (dropNext && typeof message === 'string' && message.startsWith('{"type":"delta"')) {
+            dropNext = false;
+            dropped++;
+            return;
+          }
+          ws.send(message);
+        });
+      }),
+    );
+    await api(fleet.server.url).addHost('seen');
+    await pageMatchesServer(page, fleet, 2000);
+    dropNext = true;
+    await api(fleet.server.url).addHost('lost-in-transit');
+    const healedAfter = await pageMatchesServer(page, fleet, fleet.beaconMs + 1000);
+    expect(dropped).toBe(1);
+    expect(healedAfter).toBeLessThanOrEqual(fleet.beaconMs + 500);
+    const stats = await page.evaluate(() => (window as any).__nixfleet.sync.stats);
+    expect(stats.resyncs.drift).toBe(1);
+  });
+
+  it('recovers by itself from a server restart and shows what changed while it was down', async () => {
+    const fleet = await startFleet(1000);
+    await api(fleet.server.url).addHost('before');
+    const page = await openDashboard(fleet);
+    const epoch = (await shown(page)).epoch;
+    await fleet.server.kill('SIGTERM');
+    await page.waitForSelector('[data-testid="sync-status"][data-status="offline"]', { timeout: 3000 });
+    // Changes made while the dashboard cannot see the server: through a second server process
+    // on the same data, stopped again before the real restart.
+    const { spawnServer: spawn } = await import('./support/server-process.js');
+    const side = await spawn({ NIXFLEET_DATA_DIR: fleet.dataDir, NIXFLEET_LISTEN: '127.0.0.1:0' });
+    await api(side.url).addHost('while-down');
+    expect(await side.kill('SIGTERM')).toBe(0);
+    fleet.server = await spawnServer({ NIXFLEET_DATA_DIR: fleet.dataDir, NIXFLEET_LISTEN: `127.0.0.1:${fleet.port}`, NIXFLEET_SYNC_BEACON_INTERVAL: '1000ms' });
+    await pageMatchesServer(page, fleet, 10_000);
+    const view = await shown(page);
+    expect(view.epoch).toBe(epoch);
+    expect(view.hosts).toEqual(['before', 'while-down']);
+  });
+
+  it('drops the old state on a wiped store (new epoch) and shows the new one', async () => {
+    const fleet = await startFleet(1000);
+    for (const name of ['old-1', 'old-2']) await api(fleet.server.url).addHost(name);
+    const page = await openDashboard(fleet);
+    const before = await shown(page);
+    await fleet.restart({ wipe: true });
+    await api(fleet.server.url).addHost('new-1');
+    await pageMatchesServer(page, fleet, 10_000);
+    const after = await shown(page);
+    expect(after.epoch).not.toBe(before.epoch);
+    expect(after.hosts).toEqual(['new-1']);
+  });
+
+  it('is current again right after a hidden tab that missed changes becomes visible', async () => {
+    // A beacon far longer than the test: only the visibility check can heal it.
+    const fleet = await startFleet(60_000);
+    let blackhole = false;
+    const page = await openDashboard(fleet, (p) =>
+      p.routeWebSocket(/\/ws$/, (ws) => {
+        const server = ws.connectToServer();
+        server.onMessage((message) => {
+          if (!blackhole) ws.send(message);
+        });
+      }),
+    );
+    await page.evaluate(() => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    blackhole = true; // what a frozen tab misses
+    await api(fleet.server.url).addHost('missed-while-hidden');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    blackhole = false;
+    // Pretend the tab was hidden for longer than a beacon interval.
+    await page.evaluate(() => {
+      const sync = (window as any).__nixfleet.sync;
+      const realNow = Date.now;
+      (sync as any).options.now = () => realNow() + 120_000;
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'visible' });
+      document.dispatchEvent(new Event('visibilitychange'));
+    });
+    const healedAfter = await pageMatchesServer(page, fleet, 2000);
+    expect(healedAfter).toBeLessThan(1000);
+    expect((await page.evaluate(() => (window as any).__nixfleet.sync.stats)).resyncs.visibility).toBe(1);
+  });
+
+  it('recovers after the network goes offline and comes back', async () => {
+    const fleet = await startFleet(1000);
+    const page = await openDashboard(fleet);
+    await page.context().setOffline(true);
+    await api(fleet.server.url).addHost('during-outage');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    await page.context().setOffline(false);
+    await pageMatchesServer(page, fleet, 5000);
+    expect((await shown(page)).hosts).toContain('during-outage');
+  });
+});
