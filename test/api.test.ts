@@ -10,13 +10,13 @@ let http: ReturnType<typeof api>;
 
 beforeEach(async () => {
   server = await startTestServer({ maxBodyBytes: 64 * 1024 });
-  http = api(server.url);
+  http = api(server.url, server.token);
 });
 afterEach(() => server.dispose());
 
 describe('hosts', () => {
   it('adds a host with defaults, announces it as host_added and refuses a duplicate with 409', async () => {
-    const client = await SyncRecorder.connect(server.wsUrl);
+    const client = await SyncRecorder.connect(server.wsUrl, { headers: server.authHeaders });
     const res = await http.post('/api/hosts', { hostname: 'web-1.example.org', host_type: 'nixos' });
     expect(res.status).toBe(201);
     expect(res.body.version).toBe(1);
@@ -157,11 +157,11 @@ describe('bad input', () => {
       ['GET', '/api/nothing', undefined, 404, /no route/],
     ];
     for (const [method, path, body, status, message] of cases) {
-      const res = await request(server.url, method, path, body);
+      const res = await request(server.url, method, path, body, server.authHeaders);
       expect({ method, path, body, status: res.status }).toEqual({ method, path, body, status });
       expect(res.body.message).toMatch(message);
     }
-    const wrongType = await request(server.url, 'POST', '/api/hosts', 'hostname=x', { 'content-type': 'application/x-www-form-urlencoded' });
+    const wrongType = await request(server.url, 'POST', '/api/hosts', 'hostname=x', { 'content-type': 'application/x-www-form-urlencoded', ...server.authHeaders });
     expect(wrongType.status).toBe(415);
     const huge = await http.post('/api/events', { level: 'info', category: 'x', message: 'm'.repeat(100_000) });
     expect(huge.status).toBe(413);
@@ -175,7 +175,7 @@ describe('bad input', () => {
     const { port } = new URL(server.url);
     await new Promise<void>((resolve) => {
       const socket = connect(Number(port), '127.0.0.1', () => {
-        socket.write('POST /api/hosts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"hostname":');
+        socket.write(`POST /api/hosts HTTP/1.1\r\nHost: x\r\nAuthorization: ${server.authHeaders.authorization}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"hostname":`);
         setTimeout(() => {
           socket.destroy();
           resolve();

@@ -19,14 +19,25 @@ afterEach(async () => {
 
 async function serverWithProxy(overrides: Parameters<typeof startTestServer>[0] = {}) {
   const server = await startTestServer({ beaconIntervalMs: 300, ...overrides });
+  currentAuth = server.authHeaders;
   cleanups.push(() => server.dispose());
   const proxy = await WsFaultProxy.start(server.wsUrl);
   cleanups.push(() => proxy.close());
-  return { server, proxy, http: api(server.url) };
+  return { server, proxy, http: api(server.url, server.token) };
 }
 
+/** The current test server's bearer token, read at every (re)connect. */
+let currentAuth: Record<string, string> = {};
+
+/** `ws` with the test admin's bearer token (browsers use the session cookie instead). */
+const AuthedWebSocket = class extends WebSocket {
+  constructor(url: string) {
+    super(url, { headers: currentAuth });
+  }
+} as unknown as WebSocketConstructorLike;
+
 function client(url: string, options: Partial<StateSyncOptions> = {}): StateSync & { statuses: StatusEvent[] } {
-  const sync = new StateSync({ url, WebSocket: WebSocket as unknown as WebSocketConstructorLike, beaconIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, page: null, ...options });
+  const sync = new StateSync({ url, WebSocket: AuthedWebSocket, beaconIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, page: null, ...options });
   const statuses: StatusEvent[] = [];
   sync.on('status', (s) => statuses.push(s));
   sync.start();
@@ -133,15 +144,16 @@ describe('StateSync', () => {
     const dataDir = tempDir();
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     let server = await startTestServer({ dataDir, beaconIntervalMs: 300 });
+    currentAuth = server.authHeaders;
     const port = Number(new URL(server.url).port);
     const sync = client(server.wsUrl);
-    await api(server.url).addHost('a');
+    await api(server.url, server.token).addHost('a');
     await converged(sync, server);
     await server.close();
     await until(() => sync.status.status === 'offline', 2000, 'offline');
     server = await startTestServer({ dataDir, listenPort: port, beaconIntervalMs: 300 });
     cleanups.push(() => server.close());
-    await api(server.url).addHost('b');
+    await api(server.url, server.token).addHost('b');
     await converged(sync, server, 5000);
     expect([...sync.state!.hosts.keys()]).toEqual(['a', 'b']);
   });
@@ -150,18 +162,20 @@ describe('StateSync', () => {
     const dataDir = tempDir();
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     let server = await startTestServer({ dataDir, beaconIntervalMs: 300 });
+    currentAuth = server.authHeaders;
     const port = Number(new URL(server.url).port);
     const sync = client(server.wsUrl);
     const snapshots: boolean[] = [];
     sync.on('change', (e) => e.kind === 'snapshot' && snapshots.push(e.epochChanged));
-    for (const name of ['a', 'b', 'c']) await api(server.url).addHost(name);
+    for (const name of ['a', 'b', 'c']) await api(server.url, server.token).addHost(name);
     await converged(sync, server);
     const oldEpoch = sync.epoch;
     await server.close();
     rmSync(dataDir, { recursive: true, force: true });
     server = await startTestServer({ dataDir, listenPort: port, beaconIntervalMs: 300 });
+    currentAuth = server.authHeaders; // the wiped store forgot the old token too
     cleanups.push(() => server.close());
-    await api(server.url).addHost('z');
+    await api(server.url, server.token).addHost('z');
     await converged(sync, server, 5000);
     expect(sync.epoch).not.toBe(oldEpoch);
     expect([...sync.state!.hosts.keys()]).toEqual(['z']);
@@ -234,7 +248,7 @@ describe('StateSync', () => {
       sync.close();
       sync.close();
       expect(sync.status).toEqual({ status: 'offline', reason: 'closed' });
-      await api(server.url).addHost('after-close');
+      await api(server.url, server.token).addHost('after-close');
       await new Promise((resolve) => setTimeout(resolve, 300));
       expect(events).toBe(0);
       expect(proxy.links.size).toBe(0);

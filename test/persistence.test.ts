@@ -34,8 +34,8 @@ async function processOn(dataDir: string, env: Record<string, string> = {}): Pro
 }
 
 /** Hosts, a command with more output than the tail keeps, a pipeline and events. */
-async function populate(baseUrl: string): Promise<{ commandId: string; output: string }> {
-  const http = api(baseUrl);
+async function populate(target: { url: string; token: string }): Promise<{ commandId: string; output: string }> {
+  const http = api(target.url, target.token);
   await http.addHost('web-1', { host_type: 'nixos', agent_version: '2.1.0' });
   await http.addHost('mac-1', { host_type: 'macos' });
   await http.patch('/api/hosts/web-1', { status: 'online', compartments: { git: { status: 'ok', message: 'up to date', checked_at: '2026-01-01T00:00:00.000Z' } } });
@@ -57,26 +57,26 @@ describe('restart on the same store', () => {
   it('keeps epoch and version and serves a byte-identical full state', async () => {
     const dir = scratchDir();
     const first = await serverOn(dir, { limits: { events: 5, commands: 50, pipelines: 20, output_tail: 256 } });
-    await populate(first.url);
-    const before = await api(first.url).get('/api/state');
+    await populate(first);
+    const before = await api(first.url, first.token).get('/api/state');
     const raw = JSON.stringify(before.body);
     await first.close();
 
     const second = await serverOn(dir, { limits: { events: 5, commands: 50, pipelines: 20, output_tail: 256 } });
-    const after = await api(second.url).get('/api/state');
+    const after = await api(second.url, second.token).get('/api/state');
     expect(after.body.epoch).toBe(before.body.epoch);
     expect(after.body.version).toBe(before.body.version);
     expect(JSON.stringify(after.body)).toBe(raw);
     // And the first change after the restart continues the counter.
-    const res = await api(second.url).post('/api/events', { level: 'info', category: 'test', message: 'after restart' });
+    const res = await api(second.url, second.token).post('/api/events', { level: 'info', category: 'test', message: 'after restart' });
     expect(res.body.version).toBe(before.body.version + 1);
   });
 
   it('rebuilds the same state from a snapshot plus the change log after it', async () => {
     const dir = scratchDir();
     const first = await serverOn(dir, { snapshotEvery: 7 });
-    await populate(first.url);
-    const before = JSON.stringify((await api(first.url).get('/api/state')).body);
+    await populate(first);
+    const before = JSON.stringify((await api(first.url, first.token).get('/api/state')).body);
     // Simulate a crash: no final snapshot is written by close when the process dies, so copy the
     // database as it was before close() (WAL included) and open that copy.
     const crashDir = scratchDir();
@@ -92,18 +92,18 @@ describe('restart on the same store', () => {
     expect(snapshotVersion).toBeGreaterThan(0);
     const second = await serverOn(crashDir, { snapshotEvery: 7 });
     expect(second.manager.version).toBeGreaterThan(snapshotVersion);
-    expect(JSON.stringify((await api(second.url).get('/api/state')).body)).toBe(before);
+    expect(JSON.stringify((await api(second.url, second.token).get('/api/state')).body)).toBe(before);
   });
 
   it('applies new trimming limits as one versioned change, never by rewriting history', async () => {
     const dir = scratchDir();
     const first = await serverOn(dir);
-    await populate(first.url);
+    await populate(first);
     const version = first.manager.version;
     await first.close();
     const second = await serverOn(dir, { limits: { events: 3, commands: 50, pipelines: 20, output_tail: 100 } });
     expect(second.manager.version).toBe(version + 1);
-    const state = (await api(second.url).get('/api/state')).body.payload;
+    const state = (await api(second.url, second.token).get('/api/state')).body.payload;
     expect(state.events).toHaveLength(3);
     expect(state.limits).toEqual({ events: 3, commands: 50, pipelines: 20, output_tail: 100 });
     for (const command of state.commands) expect(command.output.length).toBeLessThanOrEqual(100);
@@ -112,13 +112,13 @@ describe('restart on the same store', () => {
   it('serves the whole command output, beyond the tail kept in the state, after a restart too', async () => {
     const dir = scratchDir();
     const first = await serverOn(dir, { limits: { events: 100, commands: 50, pipelines: 20, output_tail: 64 } });
-    const { commandId, output } = await populate(first.url);
-    const inState = (await api(first.url).get('/api/state')).body.payload.commands.find((c: any) => c.id === commandId);
+    const { commandId, output } = await populate(first);
+    const inState = (await api(first.url, first.token).get('/api/state')).body.payload.commands.find((c: any) => c.id === commandId);
     expect(inState.output).toBe(output.slice(-64));
     expect(inState.output_size).toBe(output.length);
     await first.close();
     const second = await serverOn(dir, { limits: { events: 100, commands: 50, pipelines: 20, output_tail: 64 } });
-    const log = await api(second.url).get(`/api/commands/${commandId}/output`);
+    const log = await api(second.url, second.token).get(`/api/commands/${commandId}/output`);
     expect(log.status).toBe(200);
     expect(log.headers.get('content-type')).toMatch(/^text\/plain/);
     expect(log.body).toBe(output);
@@ -129,7 +129,7 @@ describe('a new, wiped or replaced store', () => {
   it('gets a new epoch and starts at version 0', async () => {
     const dir = scratchDir();
     const first = await serverOn(dir);
-    await api(first.url).addHost('one');
+    await api(first.url, first.token).addHost('one');
     const oldEpoch = first.manager.epoch;
     await first.close();
     rmSync(dir, { recursive: true, force: true });
@@ -143,13 +143,13 @@ describe('a new, wiped or replaced store', () => {
   it('tells a connected client of the new epoch on its next connection', async () => {
     const dir = scratchDir();
     const first = await serverOn(dir);
-    await api(first.url).addHost('one');
-    const client = await SyncRecorder.connect(first.wsUrl);
+    await api(first.url, first.token).addHost('one');
+    const client = await SyncRecorder.connect(first.wsUrl, { headers: first.authHeaders });
     await client.waitForVersion(1);
     await first.close();
     rmSync(dir, { recursive: true, force: true });
     const second = await serverOn(dir, { listenPort: Number(new URL(first.url).port) });
-    const again = await SyncRecorder.connect(second.wsUrl);
+    const again = await SyncRecorder.connect(second.wsUrl, { headers: second.authHeaders });
     await again.waitForVersion(0);
     expect(again.epoch).not.toBe(client.epoch);
     again.close();
@@ -186,7 +186,7 @@ describe('a store that cannot be read', () => {
     const result = await runServerToExit({ NIXFLEET_DATA_DIR: dir });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/store_locked: .*in use by another process/);
-    expect((await api(running.url).get('/healthz')).status).toBe(200);
+    expect((await api(running.url, running.token).get('/healthz')).status).toBe(200);
   });
 
   it('exits non-zero naming the variable on bad configuration', async () => {
@@ -201,15 +201,15 @@ describe('crash durability', () => {
     const dir = scratchDir();
     for (let cycle = 0; cycle < 3; cycle++) {
       const proc = await processOn(dir);
-      const epoch = (await api(proc.url).get('/healthz')).body.epoch as string;
-      const watcher = await SyncRecorder.connect(proc.wsUrl);
+      const epoch = (await api(proc.url, proc.token).get('/healthz')).body.epoch as string;
+      const watcher = await SyncRecorder.connect(proc.wsUrl, { headers: proc.authHeaders });
       const acknowledged: Array<{ id: string; version: number }> = [];
       let stop = false;
       const writers = Array.from({ length: 8 }, async (_, w) => {
         for (let i = 0; !stop; i++) {
           const id = `c${cycle}-w${w}-${i}`;
           try {
-            const res = await api(proc.url).post('/api/hosts', { hostname: id, id });
+            const res = await api(proc.url, proc.token).post('/api/hosts', { hostname: id, id });
             if (res.status === 201) acknowledged.push({ id, version: res.body.version });
           } catch {
             return; // connection refused or reset: the process is gone
@@ -224,7 +224,7 @@ describe('crash durability', () => {
       expect(acknowledged.length).toBeGreaterThan(10);
 
       const restarted = await processOn(dir);
-      const state = (await api(restarted.url).get('/api/state')).body;
+      const state = (await api(restarted.url, restarted.token).get('/api/state')).body;
       expect(state.epoch).toBe(epoch);
       const ids = new Set(state.payload.hosts.map((h: { id: string }) => h.id));
       const lost = acknowledged.filter((a) => !ids.has(a.id));
@@ -240,9 +240,9 @@ describe('graceful shutdown', () => {
   it('closes sockets with 1001 on SIGTERM, exits 0 and keeps every change', async () => {
     const dir = scratchDir();
     const proc = await processOn(dir);
-    await populate(proc.url);
-    const before = (await api(proc.url).get('/api/state')).body;
-    const clients = await Promise.all([SyncRecorder.connect(proc.wsUrl), SyncRecorder.connect(proc.wsUrl)]);
+    await populate(proc);
+    const before = (await api(proc.url, proc.token).get('/api/state')).body;
+    const clients = await Promise.all([SyncRecorder.connect(proc.wsUrl, { headers: proc.authHeaders }), SyncRecorder.connect(proc.wsUrl, { headers: proc.authHeaders })]);
     await Promise.all(clients.map((c) => c.waitForVersion(before.version)));
     expect(await proc.kill('SIGTERM')).toBe(0);
     for (const client of clients) {
@@ -250,7 +250,7 @@ describe('graceful shutdown', () => {
       expect(client.closeCode).toBe(1001);
     }
     const again = await processOn(dir);
-    const after = (await api(again.url).get('/api/state')).body;
+    const after = (await api(again.url, again.token).get('/api/state')).body;
     expect(JSON.stringify(after)).toBe(JSON.stringify(before));
   });
 });

@@ -10,7 +10,7 @@ let server: TestServer;
 const recorders: SyncRecorder[] = [];
 
 async function connect(): Promise<SyncRecorder> {
-  const recorder = await SyncRecorder.connect(server.wsUrl);
+  const recorder = await SyncRecorder.connect(server.wsUrl, { headers: server.authHeaders });
   recorders.push(recorder);
   return recorder;
 }
@@ -21,8 +21,8 @@ afterEach(async () => {
 });
 
 /** A mixed workload of API calls that all succeed: hosts, commands with output, pipelines, events. */
-async function mixedWorkload(baseUrl: string, workers: number, rounds: number): Promise<void> {
-  const client = api(baseUrl);
+async function mixedWorkload(target: { url: string; token: string }, workers: number, rounds: number): Promise<void> {
+  const client = api(target.url, target.token);
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const host = await client.addHost(`load-${w}`);
@@ -42,7 +42,7 @@ async function mixedWorkload(baseUrl: string, workers: number, rounds: number): 
 describe('init', () => {
   it('is the first frame and carries the state and version of that instant', async () => {
     server = await startTestServer();
-    const http = api(server.url);
+    const http = api(server.url, server.token);
     await http.addHost('alpha');
     await http.addHost('beta');
     const client = await connect();
@@ -58,7 +58,7 @@ describe('init', () => {
 
   it('is never preceded by a delta, and nothing falls between it and the first delta, while writes are in flight', async () => {
     server = await startTestServer();
-    const load = mixedWorkload(server.url, 4, 15);
+    const load = mixedWorkload(server, 4, 15);
     const joined: SyncRecorder[] = [];
     for (let i = 0; i < 20; i++) {
       joined.push(await connect());
@@ -78,7 +78,7 @@ describe('init', () => {
 describe('reconnection', () => {
   it('starts every new connection from init at the current version, including what was missed', async () => {
     server = await startTestServer();
-    const http = api(server.url);
+    const http = api(server.url, server.token);
     await http.addHost('a');
     const first = await connect();
     await first.waitForVersion(1);
@@ -98,7 +98,7 @@ describe('delta', () => {
   it('reaches every client consecutively, byte-identical, and the fold equals full_state', async () => {
     server = await startTestServer();
     const clients = await Promise.all(Array.from({ length: 5 }, () => connect()));
-    await mixedWorkload(server.url, 6, 10);
+    await mixedWorkload(server, 6, 10);
     const finalVersion = server.manager.version;
     expect(finalVersion).toBe(6 + 6 * 10 * 5);
 
@@ -110,7 +110,7 @@ describe('delta', () => {
       expect(deltasOf(client)).toEqual(deltasOf(clients[0]!));
     }
 
-    const state = await api(server.url).get('/api/state');
+    const state = await api(server.url, server.token).get('/api/state');
     expect(state.body.version).toBe(finalVersion);
     expect(clients[0]!.fullState).toEqual(state.body.payload);
 
@@ -125,7 +125,7 @@ describe('delta', () => {
     server = await startTestServer();
     const clients = await Promise.all(Array.from({ length: 10 }, () => connect()));
     const raws = new Set<string>();
-    await api(server.url).addHost('gamma');
+    await api(server.url, server.token).addHost('gamma');
     for (const client of clients) {
       await client.waitForVersion(1);
       raws.add(client.messages('delta')[0] ? client.frames.find((f) => f.message.type === 'delta')!.raw : '');
@@ -138,7 +138,7 @@ describe('sync beacon', () => {
   it('arrives at the configured interval with the current epoch and version', async () => {
     server = await startTestServer({ beaconIntervalMs: 150 });
     const client = await connect();
-    await api(server.url).addHost('delta-host');
+    await api(server.url, server.token).addHost('delta-host');
     await client.waitFor(() => client.messages('sync').length >= 5, 3000);
     const syncs = client.frames.filter((f) => f.message.type === 'sync');
     const gaps = syncs.slice(1).map((f, i) => f.at - syncs[i]!.at);
@@ -154,7 +154,7 @@ describe('sync beacon', () => {
 describe('get_state', () => {
   it('answers full_state at the current version and accepts an empty payload', async () => {
     server = await startTestServer();
-    await api(server.url).addHost('h1');
+    await api(server.url, server.token).addHost('h1');
     const client = await connect();
     await client.waitForVersion(1);
     client.send({ type: 'get_state', payload: {} });
@@ -165,7 +165,7 @@ describe('get_state', () => {
 
   it('coalesces a burst from one client and encodes the full state once per version for many clients', async () => {
     server = await startTestServer({ clientMessagesPerSecond: 1000 });
-    await api(server.url).addHost('h1');
+    await api(server.url, server.token).addHost('h1');
     const clients = await Promise.all(Array.from({ length: 20 }, () => connect()));
     await Promise.all(clients.map((c) => c.waitForVersion(1)));
     const encodingsBefore = server.manager.stats.fullStateEncodings;
@@ -184,7 +184,7 @@ describe('get_state', () => {
 describe('liveness', () => {
   it('terminates a peer that stops answering pings', async () => {
     server = await startTestServer({ pingIntervalMs: 100 });
-    const dead = await SyncRecorder.connect(server.wsUrl, { autoPong: false });
+    const dead = await SyncRecorder.connect(server.wsUrl, { autoPong: false, headers: server.authHeaders });
     recorders.push(dead);
     const alive = await connect();
     await dead.waitForClose(2000);
@@ -200,7 +200,7 @@ describe('slow consumers', () => {
   it('pauses deltas for a client that stops reading, bounds its buffer, then heals it with one full_state', async () => {
     const bufferLimit = 64 * 1024;
     server = await startTestServer({ clientBufferLimit: bufferLimit, slowClientTimeoutMs: 60_000, limits: { events: 100, commands: 50, pipelines: 20, output_tail: 4096 } });
-    const http = api(server.url);
+    const http = api(server.url, server.token);
     const host = await http.addHost('chatty');
     const command = (await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id as string;
     const slow = await connect();
@@ -236,7 +236,7 @@ describe('slow consumers', () => {
 
   it('closes a client that stays stuck past the timeout and frees it', async () => {
     server = await startTestServer({ clientBufferLimit: 16 * 1024, slowClientTimeoutMs: 300 });
-    const http = api(server.url);
+    const http = api(server.url, server.token);
     const host = await http.addHost('chatty');
     const command = (await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id as string;
     const slow = await connect();
@@ -287,7 +287,7 @@ describe('bad input on the socket', () => {
       'invalid_message',
     ]);
     expect(({} as any).polluted).toBeUndefined();
-    await api(server.url).addHost('still-alive');
+    await api(server.url, server.token).addHost('still-alive');
     await client.waitForVersion(1);
     expect(client.closeCode).toBeNull();
   });
@@ -324,7 +324,7 @@ describe('bad input on the socket', () => {
 describe('transport', () => {
   it('refuses WebSocket upgrades on other paths', async () => {
     server = await startTestServer();
-    await expect(SyncRecorder.connect(server.wsUrl.replace('/ws', '/other'))).rejects.toThrow();
+    await expect(SyncRecorder.connect(server.wsUrl.replace('/ws', '/other'), { headers: server.authHeaders })).rejects.toThrow();
   });
 
   it('turns away connections beyond the client limit with 1013 and no state', async () => {

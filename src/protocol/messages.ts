@@ -34,6 +34,8 @@ export const CloseCode = {
   TRY_AGAIN_LATER: 1013,
   /** The client did not read its frames for too long (slow consumer); reconnect. */
   SLOW_CONSUMER: 4008,
+  /** The session or token behind this socket ended (logout, expiry, revocation): log in again. Terminal. */
+  UNAUTHORIZED: 4401,
 } as const;
 
 /** Frames that carry a full state: the state is encoded once per version and spliced in. */

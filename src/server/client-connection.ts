@@ -2,6 +2,7 @@
 // in its buffer, the stale mark when it falls behind), its liveness flag for ping/pong and its
 // inbound rate limit. Knows nothing of the state; the hub decides what to send.
 import type { WebSocket } from 'ws';
+import type { Principal } from './auth/roles.js';
 import type { Frame } from './state-manager.js';
 
 export interface ClientConnectionOptions {
@@ -37,6 +38,8 @@ export class ClientConnection {
   constructor(
     readonly socket: WebSocket,
     private readonly options: ClientConnectionOptions,
+    /** Who opened this socket; null when the hub runs without access control. */
+    readonly principal: Principal | null = null,
   ) {
     this.tokens = options.messagesPerSecond * 2;
     this.tokensAt = options.now();

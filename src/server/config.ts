@@ -35,6 +35,19 @@ export interface ServerConfig {
   /** Changes kept in the log behind the latest snapshot. */
   changeLogRetention: number;
   logLevel: LogLevel;
+  /** Absolute lifetime of a login session. */
+  sessionDurationMs: number;
+  /** A session unused (no request, no open socket) for this long ends. */
+  sessionIdleMs: number;
+  /** Browser origins allowed besides the server's own (for the WebSocket and cookie requests). */
+  allowedOrigins: string[];
+  /** Proxies whose X-Forwarded-For is believed: comma-separated IPs and CIDRs. */
+  trustedProxies: string;
+  /** PEM files; both set: serve HTTPS (and WSS). */
+  tlsCertFile: string | null;
+  tlsKeyFile: string | null;
+  /** Password for the `admin` user created on first start; random (printed once) if unset. */
+  adminPassword: string | null;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -56,6 +69,13 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   snapshotEvery: 1000,
   changeLogRetention: 10_000,
   logLevel: 'info',
+  sessionDurationMs: 24 * 3_600_000,
+  sessionIdleMs: 8 * 3_600_000,
+  allowedOrigins: [],
+  trustedProxies: '',
+  tlsCertFile: null,
+  tlsKeyFile: null,
+  adminPassword: null,
 });
 
 export class ConfigError extends Error {
@@ -79,7 +99,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
   };
   const [listenHost, listenPort] = read('NIXFLEET_LISTEN', [DEFAULT_CONFIG.listenHost, DEFAULT_CONFIG.listenPort] as const, parseListen);
   const d = DEFAULT_CONFIG;
-  return {
+  const config: ServerConfig = {
     listenHost,
     listenPort,
     dataDir: read('NIXFLEET_DATA_DIR', d.dataDir, (s) => s),
@@ -101,21 +121,32 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     snapshotEvery: read('NIXFLEET_SNAPSHOT_EVERY', d.snapshotEvery, intIn(1, 10_000_000)),
     changeLogRetention: read('NIXFLEET_CHANGE_LOG_RETENTION', d.changeLogRetention, intIn(0, 100_000_000)),
     logLevel: read('NIXFLEET_LOG_LEVEL', d.logLevel, parseLogLevel),
+    sessionDurationMs: read('NIXFLEET_SESSION_DURATION', d.sessionDurationMs, (raw) => parseDuration(raw, 365 * 86_400_000)),
+    sessionIdleMs: read('NIXFLEET_SESSION_IDLE_TIMEOUT', d.sessionIdleMs, (raw) => parseDuration(raw, 365 * 86_400_000)),
+    allowedOrigins: read('NIXFLEET_ALLOWED_ORIGINS', d.allowedOrigins, parseOrigins),
+    trustedProxies: read('NIXFLEET_TRUSTED_PROXIES', d.trustedProxies, (s) => s),
+    tlsCertFile: read('NIXFLEET_TLS_CERT', d.tlsCertFile, (s) => s),
+    tlsKeyFile: read('NIXFLEET_TLS_KEY', d.tlsKeyFile, (s) => s),
+    adminPassword: env.NIXFLEET_ADMIN_PASSWORD ? env.NIXFLEET_ADMIN_PASSWORD : null,
   };
+  if ((config.tlsCertFile === null) !== (config.tlsKeyFile === null)) {
+    throw new ConfigError('NIXFLEET_TLS_CERT and NIXFLEET_TLS_KEY must be set together');
+  }
+  return config;
 }
 
-const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /**
  * Parses `500ms`, `30s`, `2m`, `1h`, `1.5s` or a bare number of seconds (`30`, `0.5`) into
  * milliseconds. Must be at least 10 ms and at most 24 h.
  */
-export function parseDuration(raw: string): number {
-  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$/.exec(raw.trim());
+export function parseDuration(raw: string, maxMs = 86_400_000): number {
+  const match = /^(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?$/.exec(raw.trim());
   if (!match) throw new Error('expected a duration such as 500ms, 30s, 2m, 1h or a number of seconds');
   const ms = Math.round(Number(match[1]) * DURATION_UNITS[match[2] ?? 's']!);
   if (ms < 10) throw new Error('must be at least 10ms');
-  if (ms > 86_400_000) throw new Error('must be at most 24h');
+  if (ms > maxMs) throw new Error(`must be at most ${maxMs / 3_600_000}h`);
   return ms;
 }
 
@@ -136,6 +167,22 @@ function intIn(min: number, max: number): (raw: string) => number {
     if (value < min || value > max) throw new Error(`must be between ${min} and ${max}`);
     return value;
   };
+}
+
+function parseOrigins(raw: string): string[] {
+  return raw.split(',').map((origin) => {
+    const trimmed = origin.trim();
+    let url: URL;
+    try {
+      url = new URL(trimmed);
+    } catch {
+      throw new Error(`${JSON.stringify(trimmed)} is not an origin such as https://fleet.example.org`);
+    }
+    if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.origin !== trimmed) {
+      throw new Error(`${JSON.stringify(trimmed)} is not an origin such as https://fleet.example.org (scheme, host and port only)`);
+    }
+    return trimmed;
+  });
 }
 
 function parseSynchronous(raw: string): SqliteSynchronous {

@@ -32,6 +32,10 @@ async function main(): Promise<void> {
     process.stderr.write(`nixfleet: cannot start: ${reason}\n`);
     process.exit(1);
   }
+  if (server.generatedAdminPassword !== null) {
+    // Shown this once, on the console only (never through the logger): it is not stored anywhere.
+    process.stdout.write(`\nCreated user "admin" with password: ${server.generatedAdminPassword}\nChange it after logging in, or set NIXFLEET_ADMIN_PASSWORD before the first start.\n\n`);
+  }
   // One line on stdout that tools (and tests) can read for the bound address.
   process.stdout.write(`nixfleet listening on ${server.url} (epoch ${server.manager.epoch}, version ${server.manager.version})\n`);
 

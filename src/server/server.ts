@@ -1,12 +1,18 @@
 // Composes one NixFleet server: SQLite store → StateManager → SyncHub + HTTP API on one port.
 // `startServer` is the embedding entry point; main.ts adds the environment and the signals.
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { AuthService } from './auth/auth-service.js';
+import { SqliteAuthStore, type AuthStore } from './auth/auth-store.js';
+import { parseTrustedProxies } from './auth/client-address.js';
+import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
 import { createApiRouter } from './http/api-routes.js';
+import { addAuthRoutes } from './http/auth-routes.js';
+import { createRequestHandler, createUpgradeHandler } from './http/request-handler.js';
 import { addDashboardRoutes, DEFAULT_DASHBOARD_DIR } from './http/static-files.js';
-import { sendError, toHttpError } from './http/http-error.js';
-import type { Router } from './http/router.js';
 import { silentLogger, type Logger } from './logger.js';
 import { DEFAULT_CONFIG, type ServerConfig } from './config.js';
 import { StateManager } from './state-manager.js';
@@ -16,8 +22,12 @@ import { SyncHub } from './sync-hub.js';
 
 export interface StartOptions {
   logger?: Logger;
-  /** Use this store instead of SQLite in `config.dataDir`. */
+  /** Use this store instead of SQLite in `config.dataDir` (then `authStore` is required too). */
   store?: Store;
+  /** Where users, sessions and tokens live; default: tables in the SQLite store. */
+  authStore?: AuthStore;
+  /** Clock for sessions and logins (tests). */
+  now?: () => number;
   /** Clock and id generation for changes (tests). */
   actions?: ActionContext;
   /** Directory of the built dashboard. Default: dist/dashboard of this package. */
@@ -28,7 +38,10 @@ export interface NixFleetServer {
   readonly config: ServerConfig;
   readonly manager: StateManager;
   readonly hub: SyncHub;
+  readonly auth: AuthService;
   readonly http: Server;
+  /** The password of the `admin` user created at this start, when it was generated; else null. */
+  readonly generatedAdminPassword: string | null;
   /** http://host:port of the bound listener (the real port when 0 was asked). */
   readonly url: string;
   readonly wsUrl: string;
@@ -41,23 +54,35 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
   const logger = options.logger ?? silentLogger;
   const store = options.store ?? new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous, changeLogRetention: config.changeLogRetention });
   const manager = await StateManager.open(store, { limits: config.limits, snapshotEvery: config.snapshotEvery, logger });
-  const hub = new SyncHub(manager, { ...config, logger });
+  const authStore = options.authStore ?? (store instanceof SqliteStore ? new SqliteAuthStore(store.database) : null);
+  if (!authStore) throw new TypeError('startServer: a custom store needs options.authStore as well');
+  const auth = await AuthService.open(authStore, { sessionDurationMs: config.sessionDurationMs, sessionIdleMs: config.sessionIdleMs, ...(options.now ? { now: options.now } : {}) });
+  const generatedAdminPassword = await auth.ensureAdmin(config.adminPassword ?? undefined, randomPassword);
+
+  const hub = new SyncHub(manager, { ...config, logger, credentials: auth });
   const router = createApiRouter(manager, { maxBodyBytes: config.maxBodyBytes, ...(options.actions ? { actions: options.actions } : {}) });
+  addAuthRoutes(router, auth, { maxBodyBytes: config.maxBodyBytes, sessionDurationMs: config.sessionDurationMs });
   addDashboardRoutes(router, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, beaconIntervalMs: config.beaconIntervalMs });
 
-  const http = createHttpServer((req, res) => void handleRequest(router, req, res, logger));
-  http.on('upgrade', (req, socket, head) => {
-    socket.on('error', () => socket.destroy());
-    if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/ws') {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-      return;
-    }
-    hub.handleUpgrade(req, socket, head);
-  });
+  const secure = config.tlsCertFile !== null;
+  const door = {
+    router,
+    auth,
+    logger,
+    secure,
+    trustedProxies: parseTrustedProxies(config.trustedProxies),
+    allowedOrigins: new Set(config.allowedOrigins),
+  };
+  const handler = createRequestHandler(door);
+  const http: Server = secure
+    ? createHttpsServer({ cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) }, handler)
+    : createHttpServer(handler);
+  http.on('upgrade', createUpgradeHandler(door, hub));
   http.on('clientError', (_error, socket) => {
     if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
     else socket.destroy();
   });
+  const sweeper = setInterval(() => void auth.sweepExpired().catch(() => {}), 60_000).unref();
 
   try {
     await new Promise<void>((resolve, reject) => {
@@ -75,7 +100,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
 
   const address = http.address() as AddressInfo;
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
-  const url = `http://${host}:${address.port}`;
+  const url = `${secure ? 'https' : 'http'}://${host}:${address.port}`;
   logger.info('nixfleet listening', { url, epoch: manager.epoch, version: manager.version, dataDir: config.dataDir });
 
   let closing: Promise<void> | null = null;
@@ -83,11 +108,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     config,
     manager,
     hub,
+    auth,
     http,
     url,
-    wsUrl: `ws://${host}:${address.port}/ws`,
+    wsUrl: `${secure ? 'wss' : 'ws'}://${host}:${address.port}/ws`,
+    generatedAdminPassword,
     close() {
       closing ??= (async () => {
+        clearInterval(sweeper);
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
         await hub.close();
         http.closeIdleConnections();
@@ -99,17 +127,4 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
       return closing;
     },
   };
-}
-
-async function handleRequest(router: Router, req: IncomingMessage, res: ServerResponse, logger: Logger): Promise<void> {
-  try {
-    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
-    const { handler, params } = router.match(req.method ?? 'GET', pathname);
-    await handler(req, res, params);
-  } catch (error) {
-    const httpError = toHttpError(error);
-    if (httpError.status >= 500) logger.error('request failed', { method: req.method, url: req.url, error: (error as Error).message });
-    if (!res.headersSent) sendError(res, httpError);
-    else res.destroy();
-  }
 }

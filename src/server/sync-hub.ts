@@ -5,6 +5,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseCode, encodeError, parseClientMessage, type ErrorCode } from '../protocol/index.js';
+import type { Principal } from './auth/roles.js';
 import { ClientConnection } from './client-connection.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { Frame, StateManager } from './state-manager.js';
@@ -20,7 +21,20 @@ export interface SyncHubOptions {
   maxClients?: number;
   logger?: Logger;
   now?: () => number;
+  /** Re-checks the credential behind each socket; a socket whose credential ended is closed with 4401. */
+  credentials?: CredentialCheck;
 }
+
+export interface CredentialCheck {
+  stillValid(principal: Principal): boolean;
+  /** An open socket counts as use of its session. */
+  keepAlive(principal: Principal): void;
+  /** Fires when any credential ends (logout, revocation, removal). */
+  onRevoke(listener: () => void): () => void;
+}
+
+/** How often open sockets' credentials are re-checked (expiry is time-based). */
+const CREDENTIAL_CHECK_MS = 1000;
 
 /** How often stale clients are checked for having drained. */
 const STALE_CHECK_MS = 50;
@@ -36,6 +50,7 @@ export class SyncHub {
   private readonly timers: NodeJS.Timeout[] = [];
   private staleTimer: NodeJS.Timeout | null = null;
   private unsubscribe: (() => void) | null = null;
+  private unsubscribeRevoke: (() => void) | null = null;
   private closing = false;
   readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0, rateLimitClosed: 0 };
 
@@ -58,6 +73,11 @@ export class SyncHub {
     this.unsubscribe = this.manager.subscribe((_record, delta) => this.broadcast(delta));
     this.timers.push(setInterval(() => this.beacon(), this.options.beaconIntervalMs).unref());
     this.timers.push(setInterval(() => this.ping(), this.options.pingIntervalMs).unref());
+    const credentials = this.options.credentials;
+    if (credentials) {
+      this.unsubscribeRevoke = credentials.onRevoke(() => this.checkCredentials());
+      this.timers.push(setInterval(() => this.checkCredentials(), CREDENTIAL_CHECK_MS).unref());
+    }
   }
 
   get clientCount(): number {
@@ -69,13 +89,13 @@ export class SyncHub {
     return [...this.clients].map((c) => ({ id: c.id, bufferedAmount: c.bufferedAmount, stale: c.isStale, sentVersion: c.sentVersion }));
   }
 
-  /** Hands an HTTP upgrade request for /ws to the WebSocket server. */
-  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer): void {
+  /** Hands an authenticated HTTP upgrade request for /ws to the WebSocket server. */
+  handleUpgrade(request: IncomingMessage, socket: Duplex, head: Buffer, principal: Principal | null = null): void {
     if (this.closing) {
       socket.destroy();
       return;
     }
-    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws));
+    this.wss.handleUpgrade(request, socket, head, (ws) => this.accept(ws, principal));
   }
 
   /** Closes every client with 1001 and stops the timers. Idempotent. */
@@ -83,6 +103,7 @@ export class SyncHub {
     if (this.closing) return;
     this.closing = true;
     this.unsubscribe?.();
+    this.unsubscribeRevoke?.();
     for (const timer of this.timers) clearInterval(timer);
     if (this.staleTimer) clearInterval(this.staleTimer);
     const closed = [...this.clients].map((client) => this.closeClient(client, CloseCode.GOING_AWAY, 'server shutting down'));
@@ -90,7 +111,7 @@ export class SyncHub {
     this.wss.close();
   }
 
-  private accept(ws: WebSocket): void {
+  private accept(ws: WebSocket, principal: Principal | null): void {
     // An 'error' listener first: without one, a frame over maxPayload crashes the process.
     ws.on('error', (error) => {
       this.stats.clientErrors++;
@@ -104,7 +125,7 @@ export class SyncHub {
       bufferLimit: this.options.clientBufferLimit,
       messagesPerSecond: this.options.clientMessagesPerSecond,
       now: this.now,
-    });
+    }, principal);
     ws.on('message', (data, isBinary) => {
       try {
         this.receive(client, data, isBinary);
@@ -228,6 +249,22 @@ export class SyncHub {
     if (this.staleClients.size === 0 && this.staleTimer) {
       clearInterval(this.staleTimer);
       this.staleTimer = null;
+    }
+  }
+
+  /** Closes, with 4401, every socket whose session or token has ended. */
+  private checkCredentials(): void {
+    const credentials = this.options.credentials;
+    if (!credentials) return;
+    for (const client of this.clients) {
+      if (!client.principal) continue;
+      if (credentials.stillValid(client.principal)) {
+        credentials.keepAlive(client.principal);
+        continue;
+      }
+      this.clients.delete(client);
+      this.staleClients.delete(client);
+      void this.closeClient(client, CloseCode.UNAUTHORIZED, 'session ended');
     }
   }
 

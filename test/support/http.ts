@@ -18,15 +18,17 @@ export async function request<T = any>(baseUrl: string, method: string, path: st
   return { status: res.status, body: parsed as T, headers: res.headers };
 }
 
-export function api(baseUrl: string) {
+/** An API client; with a token, every request carries `Authorization: Bearer <token>`. */
+export function api(baseUrl: string, token?: string) {
+  const auth: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
   return {
-    get: <T = any>(path: string) => request<T>(baseUrl, 'GET', path),
-    post: <T = any>(path: string, body?: unknown) => request<T>(baseUrl, 'POST', path, body ?? {}),
-    patch: <T = any>(path: string, body: unknown) => request<T>(baseUrl, 'PATCH', path, body),
-    delete: <T = any>(path: string) => request<T>(baseUrl, 'DELETE', path),
+    get: <T = any>(path: string) => request<T>(baseUrl, 'GET', path, undefined, auth),
+    post: <T = any>(path: string, body?: unknown) => request<T>(baseUrl, 'POST', path, body ?? {}, auth),
+    patch: <T = any>(path: string, body: unknown) => request<T>(baseUrl, 'PATCH', path, body, auth),
+    delete: <T = any>(path: string) => request<T>(baseUrl, 'DELETE', path, undefined, auth),
     /** Adds a host and returns its id, failing loudly when the server refuses. */
     async addHost(hostname: string, extra: Record<string, unknown> = {}): Promise<string> {
-      const res = await request(baseUrl, 'POST', '/api/hosts', { hostname, ...extra });
+      const res = await request(baseUrl, 'POST', '/api/hosts', { hostname, ...extra }, auth);
       if (res.status !== 201) throw new Error(`addHost ${hostname}: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body.host.id as string;
     },

@@ -2,11 +2,16 @@
 // that need a real process: kill -9, SIGTERM, exit codes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { runAdmin } from '../../src/server/admin-cli.js';
+import { TEST_ADMIN_PASSWORD } from './test-server.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/server/main.js', import.meta.url));
 
 export interface ServerProcess {
   child: ChildProcess;
+  /** An admin API token created (offline, with the admin CLI) before the server started. */
+  token: string;
+  authHeaders: { authorization: string };
   url: string;
   wsUrl: string;
   stderr(): string;
@@ -40,9 +45,19 @@ export function runServerToExit(env: Record<string, string>, timeoutMs = 10_000)
   });
 }
 
+/** Creates an admin token in the store of `dataDir` with the admin CLI (the server must be stopped). */
+export async function createOfflineToken(dataDir: string): Promise<string> {
+  const lines: string[] = [];
+  const code = await runAdmin(['token', 'create', 'tests', '--role', 'admin'], { NIXFLEET_DATA_DIR: dataDir }, (line) => lines.push(line));
+  const token = /nft_\S+/.exec(lines.join('\n'))?.[0];
+  if (code !== 0 || !token) throw new Error(`admin CLI failed: ${lines.join('\n')}`);
+  return token;
+}
+
 export async function spawnServer(env: Record<string, string>, timeoutMs = 10_000): Promise<ServerProcess> {
+  const token = env.NIXFLEET_DATA_DIR ? await createOfflineToken(env.NIXFLEET_DATA_DIR) : '';
   const child = spawn(process.execPath, [MAIN], {
-    env: { ...process.env, NIXFLEET_LISTEN: '127.0.0.1:0', NIXFLEET_LOG_LEVEL: 'warn', ...env },
+    env: { ...process.env, NIXFLEET_LISTEN: '127.0.0.1:0', NIXFLEET_LOG_LEVEL: 'warn', NIXFLEET_ADMIN_PASSWORD: TEST_ADMIN_PASSWORD, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
@@ -66,6 +81,8 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 10_00
   });
   return {
     child,
+    token,
+    authHeaders: { authorization: `Bearer ${token}` },
     url,
     wsUrl: url.replace(/^http/, 'ws') + '/ws',
     stderr: () => stderr,

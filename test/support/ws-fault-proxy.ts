@@ -1,7 +1,7 @@
 // A WebSocket-level fault proxy between clients and a real server: every client connection is
 // paired with its own upstream connection, and frames are forwarded one by one, so a test can
 // drop, duplicate or hold frames, stall a link (half-open: up but silent) or reset it.
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -43,7 +43,7 @@ export class WsFaultProxy {
     const proxy = new WsFaultProxy(http, wss, upstreamUrl);
     http.on('upgrade', (req, socket, head) => {
       if (proxy.refuse) return socket.destroy();
-      wss.handleUpgrade(req, socket, head, (client) => proxy.pair(client));
+      wss.handleUpgrade(req, socket, head, (client) => proxy.pair(client, req.headers));
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     return proxy;
@@ -96,9 +96,15 @@ export class WsFaultProxy {
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 
-  private pair(client: WebSocket): void {
+  private pair(client: WebSocket, headers: IncomingHttpHeaders): void {
     this.stats.connections++;
-    const upstream = new WebSocket(this.upstreamUrl);
+    // The client's credentials travel on, as through any reverse proxy.
+    const forwarded: Record<string, string> = {};
+    for (const name of ['authorization', 'cookie', 'origin'] as const) {
+      const value = headers[name];
+      if (typeof value === 'string') forwarded[name] = value;
+    }
+    const upstream = new WebSocket(this.upstreamUrl, { headers: forwarded });
     const link: Link = { client, upstream, stalled: false };
     this.links.add(link);
     const pendingUp: string[] = [];

@@ -3,6 +3,7 @@
 // the store directly except the full command log, which is not part of the synced state.
 import type { ServerResponse } from 'node:http';
 import { IdSchema, type Change } from '../../protocol/schema.js';
+import { actorOf, can, type Action } from '../auth/roles.js';
 import { defaultActionContext, commandStarted, eventLogged, hostAdded, iso, pipelineStarted, type ActionContext } from '../fleet-actions.js';
 import type { StateManager } from '../state-manager.js';
 import {
@@ -18,7 +19,7 @@ import {
 } from './api-schemas.js';
 import { readJsonBody } from './body.js';
 import { HttpError, sendJson, sendText } from './http-error.js';
-import { Router, type Params } from './router.js';
+import { Router, type Params, type RequestContext } from './router.js';
 
 export interface ApiOptions {
   maxBodyBytes: number;
@@ -31,43 +32,46 @@ export function createApiRouter(manager: StateManager, options: ApiOptions): Rou
   const apply = (change: Change) => manager.apply(change);
 
   return new Router()
-    .on('GET', '/healthz', (_req, res) => {
+    .on('GET', '/healthz', 'public', (_req, res) => {
       sendJson(res, 200, { status: 'ok', epoch: manager.epoch, version: manager.version });
     })
-    .on('GET', '/api/state', (_req, res) => {
+    .on('GET', '/api/state', 'read', (_req, res) => {
       sendJson(res, 200, manager.snapshotFrame('full_state').data.toString('utf8'));
     })
 
-    .on('POST', '/api/hosts', async (req, res) => {
+    .on('POST', '/api/hosts', 'operate', async (req, res) => {
       const change = hostAdded(await readJsonBody(req, CreateHostBody, limit), ctx);
       const version = await apply(change);
       sendJson(res, 201, { version, host: change.host });
     })
-    .on('PATCH', '/api/hosts/:id', async (req, res, params) => {
+    .on('PATCH', '/api/hosts/:id', 'report', async (req, res, params, rc) => {
       const id = existingId(params, 'host');
+      authorize(rc, 'report', id);
       const fields = await readJsonBody(req, UpdateHostBody, limit);
       await respondVersion(res, apply({ type: 'host_updated', id, fields }));
     })
-    .on('DELETE', '/api/hosts/:id', async (_req, res, params) => {
+    .on('DELETE', '/api/hosts/:id', 'operate', async (_req, res, params) => {
       await respondVersion(res, apply({ type: 'host_removed', id: existingId(params, 'host') }));
     })
 
-    .on('POST', '/api/commands', async (req, res) => {
+    .on('POST', '/api/commands', 'operate', async (req, res) => {
       const change = commandStarted(await readJsonBody(req, StartCommandBody, limit), ctx);
       const version = await apply(change);
       sendJson(res, 201, { version, command: change.command });
     })
-    .on('POST', '/api/commands/:id/output', async (req, res, params) => {
+    .on('POST', '/api/commands/:id/output', 'report', async (req, res, params, rc) => {
       const id = existingId(params, 'command');
+      authorize(rc, 'report', manager.state.commands.get(id)?.host_id ?? null);
       const { output } = await readJsonBody(req, CommandOutputBody, limit);
       await respondVersion(res, apply({ type: 'command_progress', id, output }));
     })
-    .on('POST', '/api/commands/:id/finish', async (req, res, params) => {
+    .on('POST', '/api/commands/:id/finish', 'report', async (req, res, params, rc) => {
       const id = existingId(params, 'command');
+      authorize(rc, 'report', manager.state.commands.get(id)?.host_id ?? null);
       const body = await readJsonBody(req, FinishCommandBody, limit);
       await respondVersion(res, apply({ type: 'command_finished', id, ...body, finished_at: iso(ctx) }));
     })
-    .on('GET', '/api/commands/:id/output', async (_req, res, params) => {
+    .on('GET', '/api/commands/:id/output', 'read', async (_req, res, params) => {
       const id = existingId(params, 'command');
       const output = await manager.readCommandOutput(id);
       const known = output !== null || manager.state.commands.has(id);
@@ -75,24 +79,27 @@ export function createApiRouter(manager: StateManager, options: ApiOptions): Rou
       sendText(res, 200, output ?? '', 'text/plain; charset=utf-8', { 'content-disposition': `inline; filename="${id}.log"` });
     })
 
-    .on('POST', '/api/pipelines', async (req, res) => {
+    .on('POST', '/api/pipelines', 'operate', async (req, res) => {
       const change = pipelineStarted(await readJsonBody(req, CreatePipelineBody, limit), ctx);
       const version = await apply(change);
       sendJson(res, 201, { version, pipeline: change.pipeline });
     })
-    .on('PATCH', '/api/pipelines/:id', async (req, res, params) => {
+    .on('PATCH', '/api/pipelines/:id', 'operate', async (req, res, params) => {
       const id = existingId(params, 'pipeline');
       const fields = await readJsonBody(req, UpdatePipelineBody, limit);
       await respondVersion(res, apply({ type: 'pipeline_updated', id, fields }));
     })
-    .on('POST', '/api/pipelines/:id/finish', async (req, res, params) => {
+    .on('POST', '/api/pipelines/:id/finish', 'operate', async (req, res, params) => {
       const id = existingId(params, 'pipeline');
       const { status } = await readJsonBody(req, FinishPipelineBody, limit);
       await respondVersion(res, apply({ type: 'pipeline_finished', id, status, finished_at: iso(ctx) }));
     })
 
-    .on('POST', '/api/events', async (req, res) => {
-      const change = eventLogged(await readJsonBody(req, CreateEventBody, limit), ctx);
+    .on('POST', '/api/events', 'report', async (req, res, _params, rc) => {
+      const body = await readJsonBody(req, CreateEventBody, limit);
+      authorize(rc, 'report', body.host_id);
+      // The audit trail names who reported it, whatever the body claims.
+      const change = eventLogged({ ...body, actor: actorOf(rc.principal!) }, ctx);
       const version = await apply(change);
       sendJson(res, 201, { version, event: change.event });
     });
@@ -107,4 +114,13 @@ function existingId(params: Params, kind: string): string {
   const id = params.id ?? '';
   if (!IdSchema.safeParse(id).success) throw new HttpError(404, 'not_found', `unknown ${kind} '${id.slice(0, 128)}'`);
   return id;
+}
+
+/** Refuses with 403 unless the caller may perform `action` (on `hostId`, for reports). */
+export function authorize(ctx: RequestContext, action: Action, hostId?: string | null): void {
+  if (!ctx.principal) throw new HttpError(401, 'unauthenticated', 'log in or send a bearer token');
+  if (!can(ctx.principal, action, hostId)) {
+    const scope = ctx.principal.kind === 'token' && ctx.principal.hostId ? ` (this token reports for host '${ctx.principal.hostId}' only)` : '';
+    throw new HttpError(403, 'forbidden', `your role (${ctx.principal.role}) may not ${action}${hostId ? ` for host '${hostId}'` : ''}${scope}`);
+  }
 }

@@ -1,7 +1,9 @@
-// Serves the built dashboard: `/` is index.html (with the beacon interval filled in), and
-// `/assets/<file>` the bundle. Only plain file names are served, so no path can escape the
-// directory; files are read once and kept in memory (the bundle is small).
+// Serves the built dashboard: `/` is index.html (with the beacon interval filled in), `/login`
+// the login page, and `/assets/<file>` the bundles. Without a session only the login page and
+// its assets are served. Only plain file names are served, so no path can escape the
+// directory; files are read once and kept in memory (the bundles are small).
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import type { ServerResponse } from 'node:http';
 import { extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpError, sendText } from './http-error.js';
@@ -20,6 +22,9 @@ const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
 };
 
+/** What the login page needs; everything else requires a session or token. */
+const PUBLIC_ASSETS = new Set(['login.js', 'login.js.map', 'login.css', 'login.css.map', 'app.css', 'app.css.map']);
+
 export interface DashboardOptions {
   dir: string;
   beaconIntervalMs: number;
@@ -28,18 +33,32 @@ export interface DashboardOptions {
 export function addDashboardRoutes(router: Router, options: DashboardOptions): Router {
   const files = loadFiles(options.dir);
   const index = files.get('index.html')?.toString('utf8').replaceAll('{{BEACON_MS}}', String(options.beaconIntervalMs));
+  const login = files.get('login.html')?.toString('utf8');
+  const missing = (file: string) => new HttpError(503, 'dashboard_missing', `the dashboard is not built (no ${file} in ${options.dir}); run npm run build`);
   return router
-    .on('GET', '/', (_req, res) => {
-      if (index === undefined) throw new HttpError(503, 'dashboard_missing', `the dashboard is not built (no index.html in ${options.dir}); run npm run build`);
+    .on('GET', '/', 'public', (_req, res, _params, ctx) => {
+      if (!ctx.principal) return redirect(res, '/login');
+      if (index === undefined) throw missing('index.html');
       sendText(res, 200, index, TYPES['.html']!);
     })
-    .on('GET', '/assets/:file', (_req, res, params) => {
+    .on('GET', '/login', 'public', (_req, res, _params, ctx) => {
+      if (ctx.principal) return redirect(res, '/');
+      if (login === undefined) throw missing('login.html');
+      sendText(res, 200, login, TYPES['.html']!);
+    })
+    .on('GET', '/assets/:file', 'public', (_req, res, params, ctx) => {
       const name = params.file ?? '';
-      const body = /^[\w][\w.-]*$/.test(name) && name !== 'index.html' ? files.get(name) : undefined;
+      const body = /^[\w][\w.-]*$/.test(name) && !name.endsWith('.html') ? files.get(name) : undefined;
       if (!body) throw new HttpError(404, 'not_found', `no asset ${JSON.stringify(name.slice(0, 100))}`);
-      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+      if (!ctx.principal && !PUBLIC_ASSETS.has(name)) throw new HttpError(401, 'unauthenticated', 'log in to load the dashboard');
+      res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-cache' });
       res.end(body);
     });
+}
+
+function redirect(res: ServerResponse, location: string): void {
+  res.writeHead(302, { location, 'content-length': 0, 'cache-control': 'no-store' });
+  res.end();
 }
 
 function loadFiles(dir: string): Map<string, Buffer> {

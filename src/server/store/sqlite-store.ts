@@ -8,34 +8,10 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Change } from '../../protocol/schema.js';
 import type { SqliteSynchronous } from '../config.js';
+import { MIGRATIONS, SCHEMA_VERSION } from './sqlite-schema.js';
 import { StoreError, type ChangeRecord, type Store, type StoredState } from './store.js';
 
-const SCHEMA_VERSION = 1;
 export const DATABASE_FILE = 'nixfleet.db';
-
-const SCHEMA = `
-  CREATE TABLE store_meta (
-    id             INTEGER PRIMARY KEY CHECK (id = 1),
-    schema_version INTEGER NOT NULL,
-    epoch          TEXT    NOT NULL,
-    version        INTEGER NOT NULL,
-    created_at     TEXT    NOT NULL
-  );
-  CREATE TABLE changes (
-    version INTEGER PRIMARY KEY,
-    change  TEXT    NOT NULL
-  );
-  CREATE TABLE snapshots (
-    version INTEGER PRIMARY KEY,
-    state   TEXT    NOT NULL
-  );
-  CREATE TABLE command_output (
-    command_id TEXT    NOT NULL,
-    version    INTEGER NOT NULL,
-    chunk      TEXT    NOT NULL,
-    PRIMARY KEY (command_id, version)
-  ) WITHOUT ROWID;
-`;
 
 export interface SqliteStoreOptions {
   dataDir: string;
@@ -90,6 +66,7 @@ export class SqliteStore implements Store {
 
   private configure(db: Database.Database): void {
     db.pragma('busy_timeout = 1000');
+    db.pragma('foreign_keys = ON');
     // EXCLUSIVE before WAL: WAL then keeps its index in heap memory, and the first write takes a
     // lock that lasts as long as this connection.
     db.pragma('locking_mode = EXCLUSIVE');
@@ -117,7 +94,7 @@ export class SqliteStore implements Store {
   private create(db: Database.Database, initialStateJson: string): StoredState {
     const epoch = randomBytes(8).toString('hex');
     db.transaction(() => {
-      db.exec(SCHEMA);
+      for (const migration of MIGRATIONS) db.exec(migration.sql);
       db.prepare('INSERT INTO store_meta (id, schema_version, epoch, version, created_at) VALUES (1, ?, ?, 0, ?)').run(SCHEMA_VERSION, epoch, new Date().toISOString());
       db.prepare('INSERT INTO snapshots (version, state) VALUES (0, ?)').run(initialStateJson);
     }).immediate();
@@ -127,9 +104,10 @@ export class SqliteStore implements Store {
   private load(db: Database.Database): StoredState {
     const meta = db.prepare<[], { schema_version: number; epoch: string; version: number }>('SELECT schema_version, epoch, version FROM store_meta WHERE id = 1').get();
     if (!meta) throw new StoreError('store_corrupt', `${this.path}: store_meta has no row`);
-    if (meta.schema_version !== SCHEMA_VERSION) {
-      throw new StoreError('store_unreadable', `${this.path} has schema version ${meta.schema_version}; this server reads version ${SCHEMA_VERSION}`);
+    if (meta.schema_version > SCHEMA_VERSION) {
+      throw new StoreError('store_unreadable', `${this.path} has schema version ${meta.schema_version}, written by a newer server; this one reads up to ${SCHEMA_VERSION}`);
     }
+    if (meta.schema_version < SCHEMA_VERSION) this.migrate(db, meta.schema_version);
     const snapshot = db.prepare<[], { version: number; state: string }>('SELECT version, state FROM snapshots ORDER BY version DESC LIMIT 1').get();
     if (!snapshot) throw new StoreError('store_corrupt', `${this.path} has no snapshot`);
     const rows = db.prepare<[number], { version: number; change: string }>('SELECT version, change FROM changes WHERE version > ? ORDER BY version').all(snapshot.version);
@@ -144,6 +122,19 @@ export class SqliteStore implements Store {
       throw new StoreError('store_corrupt', `${this.path}: version counter is ${meta.version} but the change log ends at ${expected - 1}`);
     }
     return { epoch: meta.epoch, version: meta.version, snapshot: { version: snapshot.version, stateJson: snapshot.state }, changes };
+  }
+
+  /** Brings an older store up to date; all or nothing. */
+  private migrate(db: Database.Database, from: number): void {
+    db.transaction(() => {
+      for (const migration of MIGRATIONS) if (migration.version > from) db.exec(migration.sql);
+      db.prepare('UPDATE store_meta SET schema_version = ? WHERE id = 1').run(SCHEMA_VERSION);
+    }).immediate();
+  }
+
+  /** The open connection, for stores that share this database (access control). */
+  get database(): Database.Database {
+    return this.requireOpen();
   }
 
   private prepare(db: Database.Database): void {

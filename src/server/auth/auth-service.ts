@@ -1,0 +1,324 @@
+// Identities and credentials: users (scrypt passwords, optional TOTP), sessions (random ids,
+// stored hashed, idle and absolute expiry) and API tokens (shown once, stored hashed,
+// revocable). Keeps everything in memory, written through to the AuthStore, so checking a
+// request or an open socket costs no I/O. Listeners hear when a credential stops being valid.
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AuthStore, SessionRecord, TokenRecord, UserRecord } from './auth-store.js';
+import { LoginLimiter } from './login-limiter.js';
+import { checkPasswordStrength, hashPassword, KdfLimiter, verifyPassword } from './passwords.js';
+import { USER_ROLES, TOKEN_ROLES, type Principal, type TokenRole, type UserRole } from './roles.js';
+import { generateTotpSecret, totpUri, verifyTotp } from './totp.js';
+
+export type AuthErrorCode =
+  | 'invalid_credentials'
+  | 'totp_required'
+  | 'totp_reused'
+  | 'rate_limited'
+  | 'kdf_busy'
+  | 'weak_password'
+  | 'invalid'
+  | 'exists'
+  | 'not_found';
+
+export class AuthError extends Error {
+  constructor(
+    readonly code: AuthErrorCode,
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'AuthError';
+  }
+}
+
+export interface AuthServiceOptions {
+  /** Absolute session lifetime (NIXFLEET_SESSION_DURATION). */
+  sessionDurationMs: number;
+  /** A session unused for this long ends. */
+  sessionIdleMs: number;
+  now?: () => number;
+  loginLimiter?: LoginLimiter;
+  kdf?: KdfLimiter;
+}
+
+export interface LoginResult {
+  /** The raw session id: goes into the cookie, never stored. */
+  sessionId: string;
+  csrfToken: string;
+  user: { name: string; role: UserRole };
+}
+
+const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const TOKEN_FORMAT = /^nft_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
+/** Persist a session's last use at most this often; memory is always current. */
+const TOUCH_EVERY_MS = 60_000;
+
+export class AuthService {
+  private readonly users = new Map<string, UserRecord>();
+  private readonly sessions = new Map<string, SessionRecord>();
+  private readonly tokens = new Map<string, TokenRecord>();
+  private readonly revokeListeners = new Set<() => void>();
+  private readonly now: () => number;
+  private readonly limiter: LoginLimiter;
+  private readonly kdf: KdfLimiter;
+  /** Verified against when the user does not exist, so timing does not tell which names do. */
+  private dummyHash = '';
+
+  private constructor(
+    private readonly store: AuthStore,
+    private readonly options: AuthServiceOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.limiter = options.loginLimiter ?? new LoginLimiter({ now: this.now });
+    this.kdf = options.kdf ?? new KdfLimiter({ concurrency: 2, maxQueue: 64 });
+  }
+
+  static async open(store: AuthStore, options: AuthServiceOptions): Promise<AuthService> {
+    const service = new AuthService(store, options);
+    // Made once at start, outside the login limiter, so it can never be a rejected promise.
+    service.dummyHash = await hashPassword(randomBytes(16).toString('hex'), new KdfLimiter({ concurrency: 1, maxQueue: 1 }));
+    const { users, sessions, tokens } = await store.loadAll();
+    for (const user of users) service.users.set(user.name.toLowerCase(), user);
+    for (const session of sessions) service.sessions.set(session.idHash, session);
+    for (const token of tokens) service.tokens.set(token.id, token);
+    return service;
+  }
+
+  /**
+   * With no user at all, creates `admin` with `password`, or with a random one which is
+   * returned (for the caller to show once). Null when users exist or a password was given.
+   */
+  async ensureAdmin(password: string | undefined, generate: () => string): Promise<string | null> {
+    if (this.users.size > 0) return null;
+    const chosen = password ?? generate();
+    await this.addUser('admin', 'admin', chosen);
+    return password === undefined ? chosen : null;
+  }
+
+  // ── users ────────────────────────────────────────────────────────────────────────────────
+
+  listUsers(): Array<{ name: string; role: UserRole; totp: boolean; createdAt: string }> {
+    return [...this.users.values()].map((u) => ({ name: u.name, role: u.role, totp: u.totpSecret !== null, createdAt: u.createdAt }));
+  }
+
+  async addUser(name: string, role: UserRole, password: string): Promise<void> {
+    if (!USER_NAME.test(name)) throw new AuthError('invalid', 'user names are 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit');
+    if (!USER_ROLES.includes(role)) throw new AuthError('invalid', `role must be one of ${USER_ROLES.join(', ')}`);
+    if (this.users.has(name.toLowerCase())) throw new AuthError('exists', `user '${name}' already exists`);
+    const weak = checkPasswordStrength(password);
+    if (weak) throw new AuthError('weak_password', weak);
+    const user: UserRecord = { name, role, passwordHash: await this.hash(password), totpSecret: null, totpLastStep: null, createdAt: new Date(this.now()).toISOString() };
+    await this.store.putUser(user);
+    this.users.set(name.toLowerCase(), user);
+  }
+
+  async removeUser(name: string): Promise<void> {
+    this.requireUser(name);
+    await this.store.deleteUser(name);
+    this.users.delete(name.toLowerCase());
+    for (const [id, session] of this.sessions) if (session.userName.toLowerCase() === name.toLowerCase()) this.sessions.delete(id);
+    this.revoked();
+  }
+
+  async setRole(name: string, role: UserRole): Promise<void> {
+    if (!USER_ROLES.includes(role)) throw new AuthError('invalid', `role must be one of ${USER_ROLES.join(', ')}`);
+    await this.updateUser(this.requireUser(name), { role });
+    this.endSessionsOf(name); // a role change takes effect on the next login, not in a live session
+  }
+
+  async setPassword(name: string, password: string): Promise<void> {
+    const weak = checkPasswordStrength(password);
+    if (weak) throw new AuthError('weak_password', weak);
+    await this.updateUser(this.requireUser(name), { passwordHash: await this.hash(password) });
+    this.endSessionsOf(name);
+  }
+
+  /** Enables TOTP with a new secret; returns it and its otpauth:// URI for an authenticator app. */
+  async enableTotp(name: string): Promise<{ secret: string; uri: string }> {
+    const user = this.requireUser(name);
+    const secret = generateTotpSecret();
+    await this.updateUser(user, { totpSecret: secret, totpLastStep: null });
+    return { secret, uri: totpUri({ secret, account: user.name, issuer: 'NixFleet' }) };
+  }
+
+  async disableTotp(name: string): Promise<void> {
+    await this.updateUser(this.requireUser(name), { totpSecret: null, totpLastStep: null });
+  }
+
+  // ── sessions ─────────────────────────────────────────────────────────────────────────────
+
+  async login(input: { username: string; password: string; totp?: string | undefined }, address: string): Promise<LoginResult> {
+    const account = input.username.toLowerCase();
+    const gate = this.limiter.check(account, address);
+    if (!gate.allowed) throw new AuthError('rate_limited', `too many failed logins for this ${gate.scope}; try again later`, gate.retryAfterMs);
+    const known = this.users.get(account);
+    const passwordOk = await verifyPassword(input.password, known?.passwordHash ?? this.dummyHash, this.kdf).catch((error: { code?: string }) => {
+      if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy checking passwords; try again in a moment', 1000);
+      throw error;
+    });
+    // Read again after the await: a concurrent login may have used a TOTP step meanwhile.
+    const user = this.users.get(account);
+    if (!user || !passwordOk || user.passwordHash !== known?.passwordHash) {
+      this.limiter.recordFailure(account, address);
+      throw new AuthError('invalid_credentials', 'wrong user name or password');
+    }
+    if (user.totpSecret !== null) {
+      if (!input.totp) throw new AuthError('totp_required', 'enter the code from your authenticator app');
+      const checked = verifyTotp(user.totpSecret, input.totp, this.now(), user.totpLastStep);
+      if (!checked.ok) {
+        this.limiter.recordFailure(account, address);
+        if (checked.reason === 'reused') throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
+        throw new AuthError('invalid_credentials', 'wrong authenticator code');
+      }
+      // Marked used in memory in the same step as the check (no await between), then saved.
+      const marked = { ...user, totpLastStep: checked.step };
+      this.users.set(account, marked);
+      await this.store.putUser(marked);
+    }
+    this.limiter.recordSuccess(account, address);
+    // Always a fresh id: a session id planted before login (fixation) is never promoted.
+    const sessionId = randomBytes(32).toString('base64url');
+    const at = this.now();
+    const session: SessionRecord = { idHash: sha256(sessionId), userName: user.name, csrfToken: randomBytes(32).toString('base64url'), createdAt: at, lastSeenAt: at };
+    await this.store.putSession(session);
+    this.sessions.set(session.idHash, session);
+    return { sessionId, csrfToken: session.csrfToken, user: { name: user.name, role: user.role } };
+  }
+
+  /** The principal of a raw session id, or null if unknown or expired. Counts as use. */
+  sessionPrincipal(rawSessionId: string): Principal | null {
+    const session = this.sessions.get(sha256(rawSessionId));
+    if (!session || !this.sessionAlive(session)) return null;
+    const user = this.users.get(session.userName.toLowerCase());
+    if (!user) return null;
+    const now = this.now();
+    if (now - session.lastSeenAt >= TOUCH_EVERY_MS) void this.store.touchSession(session.idHash, now).catch(() => {});
+    session.lastSeenAt = now;
+    return { kind: 'session', user: user.name, role: user.role, sessionId: session.idHash, csrfToken: session.csrfToken };
+  }
+
+  async logout(sessionIdHash: string): Promise<void> {
+    if (!this.sessions.delete(sessionIdHash)) return;
+    await this.store.deleteSession(sessionIdHash);
+    this.revoked();
+  }
+
+  /** Whether the credential behind a principal is still valid (for open sockets). */
+  stillValid(principal: Principal): boolean {
+    if (principal.kind === 'session') {
+      const session = this.sessions.get(principal.sessionId);
+      return session !== undefined && this.sessionAlive(session) && this.users.has(session.userName.toLowerCase());
+    }
+    const token = this.tokens.get(principal.tokenId);
+    return token !== undefined && token.revokedAt === null;
+  }
+
+  /** Marks a socket's session as used, so a dashboard left open does not go idle. */
+  keepAlive(principal: Principal): void {
+    if (principal.kind !== 'session') return;
+    const session = this.sessions.get(principal.sessionId);
+    if (session && this.sessionAlive(session)) session.lastSeenAt = this.now();
+  }
+
+  /** Deletes expired sessions; returns how many. Run periodically. */
+  async sweepExpired(): Promise<number> {
+    let removed = 0;
+    for (const [id, session] of this.sessions) {
+      if (this.sessionAlive(session)) continue;
+      this.sessions.delete(id);
+      await this.store.deleteSession(id);
+      removed++;
+    }
+    if (removed > 0) this.revoked();
+    return removed;
+  }
+
+  // ── API tokens ───────────────────────────────────────────────────────────────────────────
+
+  listTokens(): Array<Omit<TokenRecord, 'secretHash'>> {
+    return [...this.tokens.values()].map(({ secretHash: _secret, ...rest }) => rest);
+  }
+
+  /** Creates a token; the returned `token` is shown this once and cannot be recovered. */
+  async createToken(input: { name: string; role: TokenRole; hostId?: string | null }, createdBy: string | null): Promise<{ id: string; token: string }> {
+    if (!TOKEN_ROLES.includes(input.role)) throw new AuthError('invalid', `role must be one of ${TOKEN_ROLES.join(', ')}`);
+    const hostId = input.hostId ?? null;
+    if (input.role === 'agent' && hostId === null) throw new AuthError('invalid', 'an agent token needs host_id: the one host it reports for');
+    if (input.role !== 'agent' && hostId !== null) throw new AuthError('invalid', 'host_id scopes agent tokens only; use role "agent"');
+    const id = randomBytes(8).toString('hex').slice(0, 12);
+    const secret = randomBytes(32).toString('base64url');
+    const record: TokenRecord = { id, name: input.name, role: input.role, hostId, secretHash: sha256(secret), createdBy, createdAt: new Date(this.now()).toISOString(), revokedAt: null };
+    await this.store.putToken(record);
+    this.tokens.set(id, record);
+    return { id, token: `nft_${id}_${secret}` };
+  }
+
+  async revokeToken(id: string): Promise<void> {
+    const token = this.tokens.get(id);
+    if (!token || token.revokedAt !== null) throw new AuthError('not_found', `no active token '${id}'`);
+    const revoked = { ...token, revokedAt: new Date(this.now()).toISOString() };
+    await this.store.putToken(revoked);
+    this.tokens.set(id, revoked);
+    this.revoked();
+  }
+
+  /** The principal of a bearer token, or null if malformed, unknown or revoked. */
+  tokenPrincipal(raw: string): Principal | null {
+    const match = TOKEN_FORMAT.exec(raw);
+    if (!match) return null;
+    const token = this.tokens.get(match[1]!);
+    if (!token || token.revokedAt !== null) return null;
+    const given = Buffer.from(sha256(match[2]!));
+    if (!timingSafeEqual(given, Buffer.from(token.secretHash))) return null;
+    return { kind: 'token', tokenId: token.id, name: token.name, role: token.role, hostId: token.hostId };
+  }
+
+  /** Called whenever a credential ends, so open sockets can be re-checked at once. */
+  onRevoke(listener: () => void): () => void {
+    this.revokeListeners.add(listener);
+    return () => this.revokeListeners.delete(listener);
+  }
+
+  // ── internals ────────────────────────────────────────────────────────────────────────────
+
+  private sessionAlive(session: SessionRecord): boolean {
+    const now = this.now();
+    return now - session.createdAt < this.options.sessionDurationMs && now - session.lastSeenAt < this.options.sessionIdleMs;
+  }
+
+  private requireUser(name: string): UserRecord {
+    const user = this.users.get(name.toLowerCase());
+    if (!user) throw new AuthError('not_found', `no user '${name}'`);
+    return user;
+  }
+
+  private async updateUser(user: UserRecord, fields: Partial<UserRecord>): Promise<void> {
+    const updated = { ...user, ...fields };
+    await this.store.putUser(updated);
+    this.users.set(user.name.toLowerCase(), updated);
+  }
+
+  private endSessionsOf(name: string): void {
+    for (const [id, session] of this.sessions) {
+      if (session.userName.toLowerCase() !== name.toLowerCase()) continue;
+      this.sessions.delete(id);
+      void this.store.deleteSession(id).catch(() => {});
+    }
+    this.revoked();
+  }
+
+  private revoked(): void {
+    for (const listener of this.revokeListeners) listener();
+  }
+
+  private hash(password: string): Promise<string> {
+    return hashPassword(password, this.kdf).catch((error: { code?: string }) => {
+      if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy hashing passwords; try again in a moment', 1000);
+      throw error;
+    });
+  }
+}
+
+export function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('hex');
+}

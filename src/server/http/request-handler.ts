@@ -1,0 +1,110 @@
+// The front door of every HTTP request and WebSocket upgrade: security headers, the client
+// address, authentication, the route's access rule, CSRF for cookie-authenticated mutations,
+// and the Origin check for browsers. Routes only ever see requests that passed.
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { AuthService } from '../auth/auth-service.js';
+import { clientAddress, type TrustedProxies } from '../auth/client-address.js';
+import { can, type Principal } from '../auth/roles.js';
+import type { Logger } from '../logger.js';
+import type { SyncHub } from '../sync-hub.js';
+import { HttpError, sendError, toHttpError } from './http-error.js';
+import { authenticate, originAllowed } from './request-auth.js';
+import type { RequestContext, Router } from './router.js';
+import { setSecurityHeaders } from './security-headers.js';
+import { timingSafeEqual } from 'node:crypto';
+
+export interface FrontDoor {
+  router: Router;
+  auth: AuthService;
+  logger: Logger;
+  secure: boolean;
+  trustedProxies: TrustedProxies;
+  allowedOrigins: ReadonlySet<string>;
+}
+
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+export function createRequestHandler(door: FrontDoor): (req: IncomingMessage, res: ServerResponse) => void {
+  return (req, res) => void handle(door, req, res);
+}
+
+async function handle(door: FrontDoor, req: IncomingMessage, res: ServerResponse): Promise<void> {
+  setSecurityHeaders(res, door.secure);
+  try {
+    const method = req.method ?? 'GET';
+    const { pathname } = new URL(req.url ?? '/', 'http://localhost');
+    const { handler, params, access } = door.router.match(method, pathname);
+    const ctx: RequestContext = {
+      principal: null,
+      address: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], door.trustedProxies),
+      secure: door.secure,
+    };
+    if (access === 'public') {
+      // Public routes still learn who is calling when they can (login replaces a session).
+      ctx.principal = tryAuthenticate(req, door);
+    } else {
+      ctx.principal = authenticate(req, door.auth, door.secure);
+      if (!ctx.principal) throw new HttpError(401, 'unauthenticated', 'log in (POST /api/login) or send Authorization: Bearer <token>');
+      if (access !== 'authenticated' && access !== 'report' && !can(ctx.principal, access)) {
+        throw new HttpError(403, 'forbidden', `your role (${ctx.principal.role}) may not ${access}`);
+      }
+    }
+    // Public routes (login) act on no session; every other cookie-authenticated mutation is checked.
+    if (access !== 'public' && ctx.principal?.kind === 'session' && !SAFE_METHODS.has(method)) checkCsrf(req, ctx.principal, door);
+    await handler(req, res, params, ctx);
+  } catch (error) {
+    const httpError = toHttpError(error);
+    if (httpError.status >= 500) door.logger.error('request failed', { method: req.method, url: req.url, error: (error as Error).message });
+    if (!res.headersSent) sendError(res, httpError);
+    else res.destroy();
+  }
+}
+
+function tryAuthenticate(req: IncomingMessage, door: FrontDoor): Principal | null {
+  try {
+    return authenticate(req, door.auth, door.secure);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * A cookie-authenticated mutation must carry the login's CSRF token, and, when the browser
+ * says where it comes from, come from an allowed origin.
+ */
+function checkCsrf(req: IncomingMessage, principal: Extract<Principal, { kind: 'session' }>, door: FrontDoor): void {
+  const given = req.headers['x-csrf-token'];
+  const expected = Buffer.from(principal.csrfToken);
+  const ok = typeof given === 'string' && given.length === principal.csrfToken.length && timingSafeEqual(Buffer.from(given), expected);
+  if (!ok) throw new HttpError(403, 'csrf', 'missing or wrong X-CSRF-Token header (use the csrf_token from login or GET /api/me)');
+  if (req.headers.origin !== undefined && !originAllowed(req, door.secure, door.allowedOrigins)) {
+    throw new HttpError(403, 'origin', `origin ${req.headers.origin} is not allowed`);
+  }
+}
+
+/**
+ * WebSocket upgrades at /ws: a valid session (browsers, whose Origin must be allowed) or bearer
+ * token (programs). Refused with a plain HTTP status before any frame, let alone state, is sent.
+ */
+export function createUpgradeHandler(door: FrontDoor, hub: SyncHub): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  return (req, socket, head) => {
+    socket.on('error', () => socket.destroy());
+    const refuse = (status: number, text: string) => {
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+    };
+    if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/ws') return refuse(404, 'Not Found');
+    let principal: Principal | null;
+    try {
+      principal = authenticate(req, door.auth, door.secure);
+    } catch {
+      return refuse(401, 'Unauthorized');
+    }
+    if (!principal) return refuse(401, 'Unauthorized');
+    // Browsers always send Origin; a cookie must never let another site open our socket.
+    const fromBrowser = principal.kind === 'session' || req.headers.origin !== undefined;
+    if (fromBrowser && !originAllowed(req, door.secure, door.allowedOrigins)) return refuse(403, 'Forbidden');
+    if (!can(principal, 'read')) return refuse(403, 'Forbidden');
+    hub.handleUpgrade(req, socket, head, principal);
+  };
+}
