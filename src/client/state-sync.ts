@@ -93,7 +93,10 @@ export class StateSync extends Emitter<StateSyncEvents> {
   private attempt = 0;
   private reconnectTimer: unknown = null;
   private watchdogTimer: unknown = null;
+  /** When the server last sent a frame (any connection): what `silenceMs` reports. */
   private lastMessageAt = 0;
+  /** When the current socket last showed life (opened or received): what the watchdog checks. */
+  private linkActiveAt = 0;
   private resyncSentAt = 0;
   private started = false;
   private closed = false;
@@ -182,7 +185,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
       return;
     }
     this.socket = socket;
-    this.lastMessageAt = this.options.now();
+    this.linkActiveAt = this.options.now();
     socket.onmessage = (event) => {
       if (this.socket === socket) this.receive(event.data);
     };
@@ -197,7 +200,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
   }
 
   private receive(data: unknown): void {
-    this.lastMessageAt = this.options.now();
+    this.lastMessageAt = this.linkActiveAt = this.options.now();
     this.counters.messages++;
     let message: ServerMessage;
     try {
@@ -253,7 +256,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
   private watchdog(): void {
     if (this.socket === null) return;
     const now = this.options.now();
-    if (now - this.lastMessageAt > this.options.silenceTimeoutMs) {
+    if (now - this.linkActiveAt > this.options.silenceTimeoutMs) {
       this.counters.deadLinks++;
       this.reconnectNow('silence');
     } else if (this.engine.pendingResync !== null && now - this.resyncSentAt > this.options.resyncTimeoutMs) {
@@ -272,7 +275,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
       this.connect(reason);
       return;
     }
-    if (this.socket.readyState === OPEN && this.engine.state !== null && this.options.now() - this.lastMessageAt > this.options.beaconIntervalMs) {
+    if (this.socket.readyState === OPEN && this.engine.state !== null && this.options.now() - this.linkActiveAt > this.options.beaconIntervalMs) {
       // Possibly missed frames while frozen, or a dead link: a get_state answers both (a
       // dead link then trips the resync timeout).
       this.sendResync(this.engine.requestResync(reason));

@@ -1,2 +1,47 @@
-// Placeholder entry: replaced by the dashboard.
-document.getElementById('app')!.textContent = 'NixFleet';
+// Entry of the dashboard bundle: reads the beacon interval the server put in the page, starts the
+// one StateSync, bridges it to signals (store.ts) and renders the app. `window.__nixfleet = { sync }`
+// is the only global, for tests and debugging.
+import './app.css';
+import { effect } from '@preact/signals';
+import { render } from 'preact';
+import { StateSync } from '../client/state-sync.js';
+import { App } from './components/App.js';
+import { StoreContext } from './context.js';
+import { FleetStore } from './store.js';
+import { pruneSelection, setSelection } from './ui.js';
+
+declare global {
+  interface Window {
+    __nixfleet?: { sync: StateSync };
+  }
+}
+
+function beaconInterval(): number {
+  const content = document.querySelector('meta[name="nixfleet-beacon-ms"]')?.getAttribute('content') ?? '';
+  const ms = Number(content);
+  return Number.isFinite(ms) && ms > 0 ? ms : 30_000;
+}
+
+const beaconMs = beaconInterval();
+const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
+const sync = new StateSync({ url: `${scheme}://${location.host}/ws`, beaconIntervalMs: beaconMs });
+const store = new FleetStore(sync);
+window.__nixfleet = { sync };
+
+// The selection follows the fleet: removed hosts leave it, a new epoch clears it.
+effect(() => pruneSelection(store.hostsById.value));
+let resets = store.epochResets.peek();
+effect(() => {
+  if (store.epochResets.value !== resets) {
+    resets = store.epochResets.value;
+    setSelection([]);
+  }
+});
+
+render(
+  <StoreContext.Provider value={store}>
+    <App beaconMs={beaconMs} />
+  </StoreContext.Provider>,
+  document.getElementById('app')!,
+);
+sync.start();
