@@ -1,0 +1,103 @@
+// The `npm run demo` entry point: a NixFleet server (data in ./data/demo unless NIXFLEET_DATA_DIR
+// is set) with a simulated fleet driving it over HTTP; SIGINT/SIGTERM stop both cleanly.
+import { ConfigError, configFromEnv, type ServerConfig } from '../server/config.js';
+import { createLogger } from '../server/logger.js';
+import { startServer } from '../server/server.js';
+import { StoreError } from '../server/store/store.js';
+import { FleetSimulator } from './fleet-simulator.js';
+import { DEMO_USAGE, DemoUsageError, parseDemoOptions, type DemoOptions } from './options.js';
+
+export const DEMO_DATA_DIR = './data/demo';
+
+function fail(message: string, code: number): never {
+  process.stderr.write(`nixfleet demo: ${message}\n`);
+  process.exit(code);
+}
+
+function readOptions(): { options: DemoOptions; config: ServerConfig } {
+  let options: DemoOptions;
+  try {
+    options = parseDemoOptions(process.argv.slice(2), process.env);
+  } catch (error) {
+    if (error instanceof DemoUsageError) fail(`${error.message}\n\n${DEMO_USAGE}`, 2);
+    throw error;
+  }
+  if (options.help) {
+    process.stdout.write(`${DEMO_USAGE}\n`);
+    process.exit(0);
+  }
+  try {
+    const config = configFromEnv(process.env);
+    if ((process.env.NIXFLEET_DATA_DIR ?? '').trim() === '') config.dataDir = DEMO_DATA_DIR;
+    return { options, config };
+  } catch (error) {
+    if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`, 1);
+    throw error;
+  }
+}
+
+/** The URL a browser on this machine can open (a wildcard listener is reached via loopback). */
+function localUrl(url: string): string {
+  return url.replace('//0.0.0.0:', '//127.0.0.1:').replace('//[::]:', '//[::1]:');
+}
+
+async function main(): Promise<void> {
+  const { options, config } = readOptions();
+  const logger = createLogger(config.logLevel);
+
+  let server;
+  try {
+    server = await startServer(config, { logger });
+  } catch (error) {
+    const reason = error instanceof StoreError ? `${error.code}: ${error.message}` : (error as Error).message;
+    fail(`cannot start: ${reason}`, 1);
+  }
+  const url = localUrl(server.url);
+  const simulator = new FleetSimulator({ baseUrl: url, hosts: options.hosts, speed: options.speed, logger });
+
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) {
+      process.stderr.write(`nixfleet demo: ${signal} again, exiting without waiting\n`);
+      process.exit(1);
+    }
+    stopping = true;
+    logger.info('demo shutting down', { signal });
+    const force = setTimeout(() => {
+      logger.error('demo shutdown took longer than 15s; exiting');
+      process.exit(1);
+    }, 15_000).unref();
+    simulator
+      .stop()
+      .then(() => server.close())
+      .then(
+        () => {
+          clearTimeout(force);
+          process.stdout.write('nixfleet demo stopped\n');
+          process.exit(0);
+        },
+        (error: Error) => {
+          logger.error('demo shutdown failed', { error: error.message });
+          process.exit(1);
+        },
+      );
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+
+  process.stdout.write(
+    [
+      `nixfleet listening on ${server.url} (epoch ${server.manager.epoch}, version ${server.manager.version})`,
+      '',
+      `  NixFleet demo: ${options.hosts} simulated host${options.hosts === 1 ? '' : 's'}, speed ${options.speed}x, data in ${config.dataDir}`,
+      '',
+      `    open ${url}`,
+      '',
+      '  Ctrl-C stops the fleet and the server.',
+      '',
+    ].join('\n'),
+  );
+  await simulator.start();
+}
+
+void main();
