@@ -1,12 +1,13 @@
 // Bundles the dashboard (src/dashboard) with esbuild into dist/dashboard: index.html, app.js,
-// app.css. Run by `npm run build`; `--watch` rebuilds on change.
+// app.css, and the login page (login.html, login.js, login.css), the only part served without a
+// session. Run by `npm run build`; `--watch` rebuilds on change.
 import { build, context } from 'esbuild';
 import { copyFileSync, mkdirSync } from 'node:fs';
 
 const outdir = 'dist/dashboard';
 mkdirSync(outdir, { recursive: true });
 const options = {
-  entryPoints: { app: 'src/dashboard/main.tsx' },
+  entryPoints: { app: 'src/dashboard/main.tsx', login: 'src/dashboard/login.tsx' },
   bundle: true,
   format: 'esm',
   target: 'es2022',
@@ -19,6 +20,7 @@ const options = {
   logLevel: 'warning',
 };
 copyFileSync('src/dashboard/index.html', `${outdir}/index.html`);
+copyFileSync('src/dashboard/login.html', `${outdir}/login.html`);
 if (process.argv.includes('--watch')) {
   const ctx = await context(options);
   await ctx.watch();

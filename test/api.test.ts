@@ -75,7 +75,12 @@ describe('commands', () => {
     expect((await http.post(`/api/commands/${id}/output`, { output: 'late' })).status).toBe(409);
     expect((await http.post(`/api/commands/${id}/finish`, { status: 'success', exit_code: 0 })).status).toBe(409);
     expect((await http.get(`/api/commands/${id}/output`)).body).toBe('hello\nworld\n');
-    expect((await http.post('/api/commands', { host_id: 'h1', op: 'pull' })).status).toBe(201);
+    const second = (await http.post('/api/commands', { host_id: 'h1', op: 'pull' })).body.command.id as string;
+    // An operator can give up on a command whose agent went away: it ends cancelled, the host is free.
+    expect((await http.post(`/api/commands/${second}/cancel`)).status).toBe(200);
+    expect(server.manager.state.commands.get(second)).toMatchObject({ status: 'cancelled', exit_code: null });
+    expect(server.manager.state.hosts.get('h1')!.pending_command).toBeNull();
+    expect((await http.post(`/api/commands/${second}/cancel`)).status).toBe(409);
   });
 
   it('404s on unknown hosts and commands', async () => {

@@ -5,11 +5,11 @@
 import { rmSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from './support/browser.js';
+import { launchBrowser, logIn } from './support/browser.js';
 import { api } from './support/http.js';
 import { freePort } from './support/ports.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
-import { tempDir } from './support/test-server.js';
+import { tempDir, TEST_ADMIN_PASSWORD } from './support/test-server.js';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -60,7 +60,7 @@ async function openDashboard(fleet: Fleet, setup?: (page: Page) => Promise<void>
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error('page error:', error));
   await setup?.(page);
-  await page.goto(fleet.server.url);
+  await logIn(page, fleet.server.url, TEST_ADMIN_PASSWORD);
   await page.waitForSelector('[data-testid="sync-status"][data-status="live"]', { timeout: 5000 });
   return page;
 }
@@ -83,7 +83,7 @@ async function pageMatchesServer(page: Page, fleet: Fleet, timeoutMs: number): P
   const started = Date.now();
   const deadline = started + timeoutMs;
   for (;;) {
-    const state = (await api(fleet.server.url).get('/api/state')).body;
+    const state = (await api(fleet.server.url, fleet.server.token).get('/api/state')).body;
     const view = await shown(page);
     const pageState = await page.evaluate(() => {
       const s = (window as any).__nixfleet.sync.state;
@@ -110,7 +110,7 @@ describe('dashboard under faults', () => {
     let navigations = 0;
     page.on('framenavigated', () => navigations++);
     const started = Date.now();
-    await api(fleet.server.url).addHost('appears-live');
+    await api(fleet.server.url, fleet.server.token).addHost('appears-live');
     await page.waitForSelector('tr[data-host-id="appears-live"]', { timeout: 1000 });
     expect(Date.now() - started).toBeLessThan(1000);
     expect(navigations).toBe(0);
@@ -134,10 +134,10 @@ describe('dashboard under faults', () => {
         });
       }),
     );
-    await api(fleet.server.url).addHost('seen');
+    await api(fleet.server.url, fleet.server.token).addHost('seen');
     await pageMatchesServer(page, fleet, 2000);
     dropNext = true;
-    await api(fleet.server.url).addHost('lost-in-transit');
+    await api(fleet.server.url, fleet.server.token).addHost('lost-in-transit');
     const healedAfter = await pageMatchesServer(page, fleet, fleet.beaconMs + 1000);
     expect(dropped).toBe(1);
     expect(healedAfter).toBeLessThanOrEqual(fleet.beaconMs + 500);
@@ -147,7 +147,7 @@ describe('dashboard under faults', () => {
 
   it('recovers by itself from a server restart and shows what changed while it was down', async () => {
     const fleet = await startFleet(1000);
-    await api(fleet.server.url).addHost('before');
+    await api(fleet.server.url, fleet.server.token).addHost('before');
     const page = await openDashboard(fleet);
     const epoch = (await shown(page)).epoch;
     await fleet.server.kill('SIGTERM');
@@ -156,7 +156,7 @@ describe('dashboard under faults', () => {
     // on the same data, stopped again before the real restart.
     const { spawnServer: spawn } = await import('./support/server-process.js');
     const side = await spawn({ NIXFLEET_DATA_DIR: fleet.dataDir, NIXFLEET_LISTEN: '127.0.0.1:0' });
-    await api(side.url).addHost('while-down');
+    await api(side.url, side.token).addHost('while-down');
     expect(await side.kill('SIGTERM')).toBe(0);
     fleet.server = await spawnServer({ NIXFLEET_DATA_DIR: fleet.dataDir, NIXFLEET_LISTEN: `127.0.0.1:${fleet.port}`, NIXFLEET_SYNC_BEACON_INTERVAL: '1000ms' });
     await pageMatchesServer(page, fleet, 10_000);
@@ -165,13 +165,17 @@ describe('dashboard under faults', () => {
     expect(view.hosts).toEqual(['before', 'while-down']);
   });
 
-  it('drops the old state on a wiped store (new epoch) and shows the new one', async () => {
+  it('drops the old state on a wiped store (new epoch) and shows the new one after logging in again', async () => {
     const fleet = await startFleet(1000);
-    for (const name of ['old-1', 'old-2']) await api(fleet.server.url).addHost(name);
+    for (const name of ['old-1', 'old-2']) await api(fleet.server.url, fleet.server.token).addHost(name);
     const page = await openDashboard(fleet);
     const before = await shown(page);
     await fleet.restart({ wipe: true });
-    await api(fleet.server.url).addHost('new-1');
+    await api(fleet.server.url, fleet.server.token).addHost('new-1');
+    // The wiped store forgot the session too: the page notices and asks for a login.
+    await page.waitForURL(`${fleet.server.url}/login`, { timeout: 15_000 });
+    await logIn(page, fleet.server.url, TEST_ADMIN_PASSWORD);
+    await page.waitForSelector('[data-testid="sync-status"][data-status="live"]', { timeout: 5000 });
     await pageMatchesServer(page, fleet, 10_000);
     const after = await shown(page);
     expect(after.epoch).not.toBe(before.epoch);
@@ -195,7 +199,7 @@ describe('dashboard under faults', () => {
       document.dispatchEvent(new Event('visibilitychange'));
     });
     blackhole = true; // what a frozen tab misses
-    await api(fleet.server.url).addHost('missed-while-hidden');
+    await api(fleet.server.url, fleet.server.token).addHost('missed-while-hidden');
     await new Promise((resolve) => setTimeout(resolve, 300));
     blackhole = false;
     // Pretend the tab was hidden for longer than a beacon interval.
@@ -215,7 +219,7 @@ describe('dashboard under faults', () => {
     const fleet = await startFleet(1000);
     const page = await openDashboard(fleet);
     await page.context().setOffline(true);
-    await api(fleet.server.url).addHost('during-outage');
+    await api(fleet.server.url, fleet.server.token).addHost('during-outage');
     await new Promise((resolve) => setTimeout(resolve, 500));
     await page.context().setOffline(false);
     await pageMatchesServer(page, fleet, 5000);

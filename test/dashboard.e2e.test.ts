@@ -5,9 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser } from './support/browser.js';
+import { launchBrowser, logIn } from './support/browser.js';
 import { api } from './support/http.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
+import { TEST_ADMIN_PASSWORD } from './support/test-server.js';
 
 const SHOTS = join(process.cwd(), 'test-artifacts', 'screenshots');
 const HOSTILE = 'before <img src=x onerror=window.__pwned=1> middle <script>window.__pwned=1</script> after';
@@ -21,7 +22,7 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   dataDir = mkdtempSync(join(tmpdir(), 'nixfleet-e2e-'));
   server = await spawnServer({ NIXFLEET_DATA_DIR: dataDir, NIXFLEET_SYNC_BEACON_INTERVAL: '2s' });
-  http = api(server.url);
+  http = api(server.url, server.token);
   browser = await launchBrowser();
 });
 
@@ -40,7 +41,7 @@ async function openDashboard(viewport: { width: number; height: number }): Promi
     void dialog.dismiss();
   });
   (page as Page & { errors: string[] }).errors = errors;
-  await page.goto(server.url);
+  await logIn(page, server.url, TEST_ADMIN_PASSWORD);
   await page.waitForSelector('[data-testid="sync-status"][data-status="live"]', { timeout: 10_000 });
   return page;
 }
@@ -120,7 +121,7 @@ describe('dashboard', () => {
         }
       }).observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
     });
-    await page.goto(server.url);
+    await logIn(page, server.url, TEST_ADMIN_PASSWORD);
     await page.waitForSelector('[data-testid="sync-status"][data-status="live"]');
     await page.waitForSelector('tr[data-host-id="burst-19"]');
     const reset = () =>

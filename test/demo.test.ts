@@ -9,7 +9,7 @@ import type { Command, EventLogEntry, FullState, Host } from '../src/protocol/in
 import { FleetSimulator } from '../src/demo/fleet-simulator.js';
 import { parseDemoOptions } from '../src/demo/options.js';
 import { seededRandom } from '../src/demo/random.js';
-import { api } from './support/http.js';
+import { api, request } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, tempDir, type TestServer } from './support/test-server.js';
 
@@ -24,7 +24,7 @@ afterEach(async () => {
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function fullState(server: TestServer): Promise<{ version: number; payload: FullState }> {
-  return (await api(server.url).get('/api/state')).body;
+  return (await api(server.url, server.token).get('/api/state')).body;
 }
 
 async function until(what: string, predicate: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -43,12 +43,12 @@ describe('FleetSimulator', () => {
   it('runs a lively fleet of 6 hosts through the API, seen consistently on the wire, and stops cleanly', async () => {
     const server = await startTestServer();
     cleanups.push(() => server.dispose());
-    const recorder = await SyncRecorder.connect(server.wsUrl);
+    const recorder = await SyncRecorder.connect(server.wsUrl, { headers: server.authHeaders });
     cleanups.push(() => recorder.close());
     const timersBefore = timeouts();
 
     const started = Date.now();
-    const sim = new FleetSimulator({ baseUrl: server.url, hosts: 6, speed: 10, random: seededRandom(7) });
+    const sim = new FleetSimulator({ baseUrl: server.url, token: server.token, hosts: 6, speed: 10, random: seededRandom(7) });
     await sim.start();
     expect((await fullState(server)).payload.hosts).toHaveLength(6);
 
@@ -92,7 +92,7 @@ describe('FleetSimulator', () => {
     expect(commands.every((c) => TERMINAL.includes(c.status))).toBe(true); // stop() cancels what ran
     const done = commands.filter((c) => ['success', 'error', 'timeout'].includes(c.status) && c.output_size > 0);
     expect(done.length).toBeGreaterThan(0);
-    const log = (await api(server.url).get(`/api/commands/${done[0]!.id}/output`)).body as string;
+    const log = (await api(server.url, server.token).get(`/api/commands/${done[0]!.id}/output`)).body as string;
     expect(log.length).toBe(done[0]!.output_size);
     expect(commands.map((c) => c.output).join('')).toMatch(/\/nix\/store\/[0-9a-z]{32}-|From github\.com|checks against generation/);
     expect(commands.map((c) => c.output).join('')).toContain('\u001b[');
@@ -101,7 +101,7 @@ describe('FleetSimulator', () => {
     const events: EventLogEntry[] = payload.events;
     const commandEvents = events.filter((e) => e.category === 'command');
     expect(commandEvents.length).toBeGreaterThanOrEqual(2);
-    expect(commandEvents.every((e) => e.actor === 'demo' && e.host_id !== null && hosts.some((h) => h.id === e.host_id))).toBe(true);
+    expect(commandEvents.every((e) => e.actor === 'token:test-admin' && e.host_id !== null && hosts.some((h) => h.id === e.host_id))).toBe(true);
     expect(commandEvents.some((e) => /started on/.test(e.message))).toBe(true);
     expect(commandEvents.some((e) => /succeeded|failed|timed out/.test(e.message))).toBe(true);
     expect(payload.pipelines.every((p) => !['pending', 'running'].includes(p.status))).toBe(true);
@@ -119,20 +119,20 @@ describe('FleetSimulator', () => {
     const dataDir = tempDir();
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const first = await startTestServer({ dataDir });
-    const sim1 = new FleetSimulator({ baseUrl: first.url, hosts: 4, speed: 10, random: seededRandom(1) });
+    const sim1 = new FleetSimulator({ baseUrl: first.url, token: first.token, hosts: 4, speed: 10, random: seededRandom(1) });
     await sim1.start();
     await sleep(300);
     await sim1.stop();
     const before = (await fullState(first)).payload.hosts;
     expect(before.map((h) => h.id)).toEqual(['web-01', 'web-02', 'db-01', 'build-01']);
     // A run killed with -9 leaves its command running.
-    const leftover = await api(first.url).post('/api/commands', { host_id: 'db-01', op: 'switch' });
+    const leftover = await api(first.url, first.token).post('/api/commands', { host_id: 'db-01', op: 'switch' });
     expect(leftover.status).toBe(201);
     await first.close();
 
     const server = await startTestServer({ dataDir });
     cleanups.push(() => server.close());
-    const sim2 = new FleetSimulator({ baseUrl: server.url, hosts: 6, speed: 10, random: seededRandom(2) });
+    const sim2 = new FleetSimulator({ baseUrl: server.url, token: server.token, hosts: 6, speed: 10, random: seededRandom(2) });
     cleanups.push(() => sim2.stop());
     await sim2.start();
     const after = (await fullState(server)).payload;
@@ -153,8 +153,8 @@ describe('FleetSimulator', () => {
   it('runs what others start on its hosts, as agents do: a command and a pipeline from the dashboard', async () => {
     const server = await startTestServer();
     cleanups.push(() => server.dispose());
-    const http = api(server.url);
-    const sim = new FleetSimulator({ baseUrl: server.url, hosts: 3, speed: 20, random: seededRandom(5) });
+    const http = api(server.url, server.token);
+    const sim = new FleetSimulator({ baseUrl: server.url, token: server.token, hosts: 3, speed: 20, random: seededRandom(5) });
     cleanups.push(() => sim.stop());
     await sim.start();
     // Whatever the demo's operator is doing on db-01 now, the dashboard's command waits for it.
@@ -189,8 +189,8 @@ describe('FleetSimulator', () => {
   it('respects a host removed through the API: its agent stops instead of registering it again', async () => {
     const server = await startTestServer();
     cleanups.push(() => server.dispose());
-    const http = api(server.url);
-    const sim = new FleetSimulator({ baseUrl: server.url, hosts: 2, speed: 20, random: seededRandom(4) });
+    const http = api(server.url, server.token);
+    const sim = new FleetSimulator({ baseUrl: server.url, token: server.token, hosts: 2, speed: 20, random: seededRandom(4) });
     cleanups.push(() => sim.stop());
     await sim.start();
     // 409 while web-02 runs a command: try again, as a user would.
@@ -202,7 +202,7 @@ describe('FleetSimulator', () => {
 
   it('survives a server that goes away: requests fail quietly and stop() still resolves', async () => {
     const server = await startTestServer();
-    const sim = new FleetSimulator({ baseUrl: server.url, hosts: 2, speed: 20, random: seededRandom(3) });
+    const sim = new FleetSimulator({ baseUrl: server.url, token: server.token, hosts: 2, speed: 20, random: seededRandom(3) });
     await sim.start();
     await server.dispose();
     await sleep(500);
@@ -245,7 +245,12 @@ describe('npm run demo (dist/demo/main.js)', () => {
     const demo = runDemo(['--hosts', '3', '--speed', '10'], { NIXFLEET_DATA_DIR: dataDir });
     let url = '';
     await until('the URL', async () => ((url = /open (http:\/\/\S+)/.exec(demo.out())?.[1] ?? ''), url !== ''), 5000);
-    await until('three hosts', async () => ((await api(url).get('/api/state')).body.payload.hosts.length === 3), 5000);
+    // The banner tells a newcomer how to log in; do as they would.
+    const password = /log in as admin, password: (\S+)/.exec(demo.out())?.[1] ?? '';
+    const login = await request(url, 'POST', '/api/login', { username: 'admin', password });
+    expect(login.status).toBe(200);
+    const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
+    await until('three hosts', async () => ((await request(url, 'GET', '/api/state', undefined, { cookie })).body.payload.hosts.length === 3), 5000);
     demo.child.kill('SIGINT');
     expect(await demo.exited).toBe(0);
     expect(demo.out()).toContain('nixfleet demo stopped');

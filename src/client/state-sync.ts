@@ -83,6 +83,8 @@ export interface StateSyncStats extends EngineCounters {
 }
 
 const OPEN = 1;
+/** Close codes after which reconnecting cannot succeed (docs/PROTOCOL.md, "Close codes"). */
+const TERMINAL_CLOSE_CODES = new Set([4401, 4403]);
 
 export class StateSync extends Emitter<StateSyncEvents> {
   private readonly engine = new SyncEngine();
@@ -100,6 +102,8 @@ export class StateSync extends Emitter<StateSyncEvents> {
   private resyncSentAt = 0;
   private started = false;
   private closed = false;
+  /** Set after a terminal close: no more reconnects until start() is called again. */
+  private stopped = false;
   private readonly counters = { reconnects: 0, deadLinks: 0, messages: 0 };
   private readonly pageListeners: Array<[string, (event: { persisted?: boolean }) => void]> = [];
 
@@ -145,9 +149,20 @@ export class StateSync extends Emitter<StateSyncEvents> {
     return { ...this.engine.counters, resyncs: { ...this.engine.counters.resyncs }, ...this.counters };
   }
 
-  /** Connects and keeps connected until close(). Calling it again does nothing. */
+  /**
+   * Connects and keeps connected until close(). Calling it again does nothing, except after a
+   * terminal close (status `offline`, reason `unauthorized`), when it connects again (e.g. after
+   * a new login).
+   */
   start(): void {
-    if (this.started || this.closed) return;
+    if (this.closed) return;
+    if (this.stopped) {
+      this.stopped = false;
+      this.attempt = 0;
+      this.connect('start');
+      return;
+    }
+    if (this.started) return;
     this.started = true;
     this.listenToPage();
     this.connect('start');
@@ -192,6 +207,12 @@ export class StateSync extends Emitter<StateSyncEvents> {
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
+      if (TERMINAL_CLOSE_CODES.has(event.code)) {
+        // Retrying cannot help (the session ended): stop, and let the app send the user to log in.
+        this.stopped = true;
+        this.setStatus('offline', 'unauthorized');
+        return;
+      }
       this.scheduleReconnect(`closed ${event.code}${event.reason ? ` ${event.reason}` : ''}`);
     };
     socket.onerror = () => {
@@ -267,7 +288,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
 
   /** The page became visible, came back from bfcache or went online: verify the link now. */
   private checkNow(reason: 'visibility' | 'pageshow' | 'online'): void {
-    if (this.closed || !this.started) return;
+    if (this.closed || !this.started || this.stopped) return;
     if (this.socket === null) {
       // Waiting out a backoff delay: the trigger is a good moment to try at once.
       this.clearTimer('reconnectTimer');

@@ -50,3 +50,13 @@ export async function startPipeline(name: string, hostIds: string[], stages: Op[
     return false;
   }
 }
+
+export async function cancelCommand(id: string, label: string): Promise<boolean> {
+  try {
+    await api.cancelCommand(id);
+    return true;
+  } catch (error) {
+    notify('error', `Could not cancel ${label}`, [describe(error)]);
+    return false;
+  }
+}

@@ -1,6 +1,7 @@
 // The HTTP API client: JSON requests to the server's /api routes. Errors become ApiError with the
 // server's `{error, message}`. Results are never applied locally: the sync stream shows them.
 import type { Op } from '../protocol/schema.js';
+import { csrfHeader, toLogin } from './session.js';
 
 export class ApiError extends Error {
   constructor(
@@ -17,12 +18,16 @@ export interface Versioned {
   version: number;
 }
 
-async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
   let response: Response;
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? { accept: 'application/json' } : { accept: 'application/json', 'content-type': 'application/json' },
+      headers: {
+        accept: 'application/json',
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(method === 'GET' ? {} : csrfHeader()),
+      },
       body: body === undefined ? null : JSON.stringify(body),
       credentials: 'same-origin',
     });
@@ -36,6 +41,7 @@ async function call<T>(method: string, path: string, body?: unknown): Promise<T>
   } catch {
     // not JSON: reported below if it is an error
   }
+  if (response.status === 401) toLogin();
   if (!response.ok) {
     const err = (json ?? {}) as { error?: unknown; message?: unknown };
     const code = typeof err.error === 'string' ? err.error : `http_${response.status}`;
@@ -57,6 +63,10 @@ export function removeHost(id: string): Promise<Versioned> {
 
 export function startCommand(hostId: string, op: Op): Promise<Versioned> {
   return call('POST', '/api/commands', { host_id: hostId, op });
+}
+
+export function cancelCommand(id: string): Promise<Versioned> {
+  return call('POST', `/api/commands/${path(id)}/cancel`);
 }
 
 export function startPipeline(name: string, hosts: string[], stages: Op[]): Promise<Versioned> {

@@ -8,6 +8,7 @@ import { StateSync } from '../client/state-sync.js';
 import { App } from './components/App.js';
 import { StoreContext } from './context.js';
 import { FleetStore } from './store.js';
+import { loadSession, probeSession, toLogin } from './session.js';
 import { pruneSelection, setSelection } from './ui.js';
 
 declare global {
@@ -38,10 +39,22 @@ effect(() => {
   }
 });
 
-render(
-  <StoreContext.Provider value={store}>
-    <App beaconMs={beaconMs} />
-  </StoreContext.Provider>,
-  document.getElementById('app')!,
-);
-sync.start();
+// A socket closed because the session ended cannot recover by reconnecting: log in again. While
+// merely offline, ask now and then whether the session is still there.
+sync.on('status', ({ reason }) => {
+  if (reason === 'unauthorized') toLogin();
+});
+setInterval(() => {
+  const { status } = sync.status;
+  if (status === 'offline' || status === 'connecting') void probeSession();
+}, 3000);
+
+if (await loadSession()) {
+  render(
+    <StoreContext.Provider value={store}>
+      <App beaconMs={beaconMs} />
+    </StoreContext.Provider>,
+    document.getElementById('app')!,
+  );
+  sync.start();
+}

@@ -36,8 +36,10 @@ export class FleetApi {
     private readonly baseUrl: string,
     private readonly logger: Logger,
     private readonly timeoutMs = 10_000,
-    /** Written into every event the simulator logs. */
+    /** Written into every event the simulator logs (the server records the token's name instead). */
     private readonly actor = 'demo',
+    /** Bearer token the simulator acts with, like a real agent or automation. */
+    private readonly token: string | null = null,
   ) {}
 
   get requestsInFlight(): number {
@@ -68,10 +70,11 @@ export class FleetApi {
     this.inFlight.add(controller);
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${this.timeoutMs}ms`)), this.timeoutMs);
     try {
-      const init: RequestInit = { method, signal: controller.signal };
+      const headers: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
+      const init: RequestInit = { method, signal: controller.signal, headers };
       if (body !== undefined) {
         init.body = JSON.stringify(body);
-        init.headers = { 'content-type': 'application/json' };
+        headers['content-type'] = 'application/json';
       }
       const res = await fetch(this.baseUrl + path, init);
       const text = await res.text();

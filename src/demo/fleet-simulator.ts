@@ -20,6 +20,8 @@ export interface FleetSimulatorOptions {
   baseUrl: string;
   /** Number of hosts (1..500). */
   hosts: number;
+  /** An operator API token to act with. */
+  token?: string;
   /** Time multiplier: 10 makes every interval ten times shorter. Default 1. */
   speed?: number;
   random?: RandomSource;
@@ -55,7 +57,7 @@ export class FleetSimulator {
     this.logger = options.logger ?? silentLogger;
     this.rng = new Rng(options.random ?? Math.random);
     this.clock = new SimClock(options.speed ?? 1);
-    this.api = new FleetApi(options.baseUrl.replace(/\/+$/, ''), this.logger, 5000);
+    this.api = new FleetApi(options.baseUrl.replace(/\/+$/, ''), this.logger, 5000, 'demo', options.token ?? null);
     this.tasks = new TaskGroup(this.logger);
     this.repo = new FleetRepo(this.rng);
     this.pipelineDeps = { api: this.api, clock: this.clock, rng: this.rng, claim: (id) => this.claimed.add(id) };

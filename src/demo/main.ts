@@ -2,6 +2,7 @@
 // is set) with a simulated fleet driving it over HTTP; SIGINT/SIGTERM stop both cleanly.
 import { ConfigError, configFromEnv, type ServerConfig } from '../server/config.js';
 import { createLogger } from '../server/logger.js';
+import { randomPassword } from '../server/auth/passwords.js';
 import { startServer } from '../server/server.js';
 import { StoreError } from '../server/store/store.js';
 import { FleetSimulator } from './fleet-simulator.js';
@@ -53,7 +54,15 @@ async function main(): Promise<void> {
     fail(`cannot start: ${reason}`, 1);
   }
   const url = localUrl(server.url);
-  const simulator = new FleetSimulator({ baseUrl: url, hosts: options.hosts, speed: options.speed, logger });
+  // The simulated fleet acts with an operator token of its own, revoked when the demo stops.
+  const fleetToken = await server.auth.createToken({ name: 'demo fleet', role: 'operator' }, 'demo');
+  // A demo store is for trying things: without NIXFLEET_ADMIN_PASSWORD, admin gets a fresh
+  // password at every start, shown below, so a newcomer can always log in.
+  const adminPassword = config.adminPassword ?? randomPassword();
+  if (config.adminPassword === null) {
+    await server.auth.setPassword('admin', adminPassword).catch(() => server.auth.addUser('admin', 'admin', adminPassword));
+  }
+  const simulator = new FleetSimulator({ baseUrl: url, hosts: options.hosts, speed: options.speed, logger, token: fleetToken.token });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -69,6 +78,7 @@ async function main(): Promise<void> {
     }, 15_000).unref();
     simulator
       .stop()
+      .then(() => server.auth.revokeToken(fleetToken.id).catch(() => {}))
       .then(() => server.close())
       .then(
         () => {
@@ -92,6 +102,7 @@ async function main(): Promise<void> {
       `  NixFleet demo: ${options.hosts} simulated host${options.hosts === 1 ? '' : 's'}, speed ${options.speed}x, data in ${config.dataDir}`,
       '',
       `    open ${url}`,
+      `    log in as admin, password: ${config.adminPassword === null ? adminPassword : '(NIXFLEET_ADMIN_PASSWORD)'}`,
       '',
       '  Ctrl-C stops the fleet and the server.',
       '',

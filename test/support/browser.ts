@@ -13,3 +13,11 @@ export async function launchBrowser(): Promise<Browser> {
     args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 }
+
+/** Logs `page` in through the real login form, as a user would, and waits for the dashboard. */
+export async function logIn(page: import('playwright-core').Page, baseUrl: string, password: string, username = 'admin'): Promise<void> {
+  await page.goto(`${baseUrl}/login`);
+  await page.fill('input[name="username"]', username);
+  await page.fill('input[name="password"]', password);
+  await Promise.all([page.waitForURL(`${baseUrl}/`), page.click('button[type="submit"]')]);
+}

@@ -11,6 +11,28 @@ import { HostsTable } from './HostsTable.js';
 import { Notices } from './Notices.js';
 import { Pipelines } from './Pipelines.js';
 import { SyncStatus } from './SyncStatus.js';
+import { AccessPanel, accessOpen } from './AccessPanel.js';
+import { canOperate, isAdmin, logout, me } from '../session.js';
+
+function UserMenu() {
+  const user = me.value;
+  if (!user) return null;
+  return (
+    <div class="user-menu">
+      <span>
+        {user.name} <span class="muted">({user.role})</span>
+      </span>
+      {isAdmin.value ? (
+        <button type="button" class="button small" onClick={() => (accessOpen.value = true)}>
+          Access…
+        </button>
+      ) : null}
+      <button type="button" class="button small" onClick={() => void logout()}>
+        Log out
+      </button>
+    </div>
+  );
+}
 
 function LinkBanner() {
   const store = useStore();
@@ -71,6 +93,7 @@ export function App({ beaconMs }: { beaconMs: number }) {
           <h1>NixFleet</h1>
         </div>
         <SyncStatus beaconMs={beaconMs} />
+        <UserMenu />
       </header>
       <LinkBanner />
       <main class="layout">
@@ -81,9 +104,9 @@ export function App({ beaconMs }: { beaconMs: number }) {
               <h2 id="hosts-title">Hosts</h2>
               <HostsSummary />
             </div>
-            <AddHostForm />
+            {canOperate.value ? <AddHostForm /> : null}
           </div>
-          <SelectionBar />
+          {canOperate.value ? <SelectionBar /> : null}
           <HostsTable />
         </section>
         <div class="columns">
@@ -113,6 +136,7 @@ export function App({ beaconMs }: { beaconMs: number }) {
       </main>
       <OpDialog />
       <PipelineDialog />
+      {isAdmin.value ? <AccessPanel /> : null}
     </>
   );
 }

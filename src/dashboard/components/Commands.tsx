@@ -1,5 +1,7 @@
 // Commands: the active ones (pending/running, output open and streaming) and the recent finished
 // ones (output folded), newest first. One memoized card per command, keyed by id.
+import { cancelCommand } from '../actions.js';
+import { canOperate } from '../session.js';
 import { memo } from '../memo.js';
 import { isTerminalCommandStatus } from '../../protocol/constants.js';
 import type { Command } from '../../protocol/schema.js';
@@ -34,6 +36,11 @@ function Header({ command, hostname }: { command: Command; hostname: string }) {
         </span>
         {command.pipeline_id ? <span class="muted" title={`pipeline ${command.pipeline_id}`}> · pipeline</span> : null}
       </span>
+      {!finished && canOperate.value ? (
+        <button type="button" class="button small danger-outline" onClick={() => confirm(`Cancel ${command.op} on ${hostname}?`) && void cancelCommand(command.id, `${command.op} on ${hostname}`)}>
+          Cancel
+        </button>
+      ) : null}
     </div>
   );
 }

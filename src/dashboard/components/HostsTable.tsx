@@ -1,6 +1,7 @@
 // The hosts table: one memoized row per host, keyed by id, re-rendered only when its host object,
 // its running command's op/status or its selection changes (entities keep their identity while
 // unchanged, see store.ts). Fixed column widths: nothing moves when a heartbeat lands.
+import { canOperate } from '../session.js';
 import { memo } from '../memo.js';
 import { useEffect, useRef } from 'preact/hooks';
 import type { Command, Host } from '../../protocol/schema.js';
@@ -55,9 +56,11 @@ const HostRow = memo(function HostRow({ host, commandOp, commandStatus, selected
         )}
       </td>
       <td class="col-actions">
-        <button type="button" class="button small" aria-label={`Actions for ${host.hostname}`} onClick={() => (opDialog.value = { hostIds: [host.id] })}>
-          Run…
-        </button>
+        {canOperate.value ? (
+          <button type="button" class="button small" aria-label={`Actions for ${host.hostname}`} onClick={() => (opDialog.value = { hostIds: [host.id] })}>
+            Run…
+          </button>
+        ) : null}
       </td>
     </tr>
   );

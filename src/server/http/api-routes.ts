@@ -71,6 +71,12 @@ export function createApiRouter(manager: StateManager, options: ApiOptions): Rou
       const body = await readJsonBody(req, FinishCommandBody, limit);
       await respondVersion(res, apply({ type: 'command_finished', id, ...body, finished_at: iso(ctx) }));
     })
+    .on('POST', '/api/commands/:id/cancel', 'operate', async (_req, res, params) => {
+      // An operator stops waiting for a command (e.g. its agent died): it ends as cancelled and
+      // its host is free again. Telling the agent to stop is the agent protocol's business.
+      const id = existingId(params, 'command');
+      await respondVersion(res, apply({ type: 'command_finished', id, status: 'cancelled', exit_code: null, finished_at: iso(ctx) }));
+    })
     .on('GET', '/api/commands/:id/output', 'read', async (_req, res, params) => {
       const id = existingId(params, 'command');
       const output = await manager.readCommandOutput(id);
