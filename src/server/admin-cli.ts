@@ -24,7 +24,24 @@ const USAGE = `usage: npm run admin -- <command>
 
 The store is NIXFLEET_DATA_DIR (default ./data); stop the server first.`;
 
-export async function runAdmin(argv: string[], env: Record<string, string | undefined>, out: (line: string) => void): Promise<number> {
+/**
+ * Runs one admin command; returns the exit code. Expected failures (bad arguments, a locked or
+ * unreadable store, an unknown user) are reported through `err` with exit code 1.
+ */
+export async function runAdmin(argv: string[], env: Record<string, string | undefined>, out: (line: string) => void, err: (line: string) => void = out): Promise<number> {
+  try {
+    return await run(argv, env, out);
+  } catch (error) {
+    if (error instanceof AuthError || error instanceof StoreError || error instanceof ConfigError) {
+      const hint = error instanceof StoreError && error.code === 'store_locked' ? '. While the server runs, use the dashboard\'s Access page or /api/users and /api/tokens.' : '';
+      err(`nixfleet admin: ${error.message}${hint}`);
+      return 1;
+    }
+    throw error;
+  }
+}
+
+async function run(argv: string[], env: Record<string, string | undefined>, out: (line: string) => void): Promise<number> {
   const [area, command, ...rest] = argv;
   if (!area || !command || area === 'help' || area === '--help') {
     out(USAGE);
@@ -108,12 +125,11 @@ function fail(message: string): never {
 
 // Run as a program (not when imported by tests).
 if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
-  runAdmin(process.argv.slice(2), process.env, (line) => process.stdout.write(`${line}\n`)).then(
+  runAdmin(process.argv.slice(2), process.env, (line) => process.stdout.write(`${line}\n`), (line) => process.stderr.write(`${line}\n`)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      const known = error instanceof AuthError || error instanceof StoreError || error instanceof ConfigError;
-      process.stderr.write(`nixfleet admin: ${known ? (error as Error).message : String((error as Error).stack ?? error)}\n`);
-      process.exit(known ? 1 : 70);
+      process.stderr.write(`nixfleet admin: unexpected error: ${String((error as Error).stack ?? error)}\n`);
+      process.exit(70);
     },
   );
 }

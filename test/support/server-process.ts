@@ -15,6 +15,7 @@ export interface ServerProcess {
   url: string;
   wsUrl: string;
   stderr(): string;
+  stdout(): string;
   /** Resolves with the exit code (or signal name) once the process has ended. */
   exited: Promise<number | string>;
   kill(signal?: NodeJS.Signals): Promise<number | string>;
@@ -61,14 +62,14 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 10_00
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let stderr = '';
+  let stdout = '';
   child.stderr!.on('data', (d: Buffer) => (stderr += d));
   const exited = new Promise<number | string>((resolve) => child.on('exit', (code, signal) => resolve(code ?? signal ?? -1)));
   const url = await new Promise<string>((resolve, reject) => {
-    let stdout = '';
     const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs}ms: ${stderr}`)), timeoutMs);
     child.stdout!.on('data', (d: Buffer) => {
       stdout += d;
-      const match = /listening on (http:\/\/\S+)/.exec(stdout);
+      const match = /listening on (https?:\/\/\S+)/.exec(stdout);
       if (match) {
         clearTimeout(timer);
         resolve(match[1]!);
@@ -86,6 +87,7 @@ export async function spawnServer(env: Record<string, string>, timeoutMs = 10_00
     url,
     wsUrl: url.replace(/^http/, 'ws') + '/ws',
     stderr: () => stderr,
+    stdout: () => stdout,
     exited,
     async kill(signal: NodeJS.Signals = 'SIGKILL') {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
