@@ -17,7 +17,11 @@ export function csrfHeader(): Record<string, string> {
   return csrfToken ? { 'x-csrf-token': csrfToken } : {};
 }
 
+let leaving = false;
+/** Goes to the login page, once: logout, a 401 and the socket's 4401 may all ask at the same time. */
 export function toLogin(): void {
+  if (leaving) return;
+  leaving = true;
   location.assign('/login');
 }
 
