@@ -4,6 +4,7 @@ import { ConfigError, configFromEnv, type ServerConfig } from '../server/config.
 import { createLogger } from '../server/logger.js';
 import { randomPassword } from '../server/auth/passwords.js';
 import { startServer } from '../server/server.js';
+import { exitOnSignals } from '../server/shutdown.js';
 import { StoreError } from '../server/store/store.js';
 import { FleetSimulator } from './fleet-simulator.js';
 import { DEMO_USAGE, DemoUsageError, parseDemoOptions, type DemoOptions } from './options.js';
@@ -64,36 +65,15 @@ async function main(): Promise<void> {
   }
   const simulator = new FleetSimulator({ baseUrl: url, hosts: options.hosts, speed: options.speed, logger, token: fleetToken.token });
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) {
-      process.stderr.write(`nixfleet demo: ${signal} again, exiting without waiting\n`);
-      process.exit(1);
-    }
-    stopping = true;
-    logger.info('demo shutting down', { signal });
-    const force = setTimeout(() => {
-      logger.error('demo shutdown took longer than 15s; exiting');
-      process.exit(1);
-    }, 15_000).unref();
-    simulator
-      .stop()
-      .then(() => server.auth.revokeToken(fleetToken.id).catch(() => {}))
-      .then(() => server.close())
-      .then(
-        () => {
-          clearTimeout(force);
-          process.stdout.write('nixfleet demo stopped\n');
-          process.exit(0);
-        },
-        (error: Error) => {
-          logger.error('demo shutdown failed', { error: error.message });
-          process.exit(1);
-        },
-      );
-  };
-  process.on('SIGINT', () => stop('SIGINT'));
-  process.on('SIGTERM', () => stop('SIGTERM'));
+  exitOnSignals(
+    async () => {
+      await simulator.stop();
+      await server.auth.revokeToken(fleetToken.id).catch(() => {});
+      await server.close();
+    },
+    logger,
+    { name: 'nixfleet demo', forceAfterMs: 15_000, onStopped: () => process.stdout.write('nixfleet demo stopped\n') },
+  );
 
   process.stdout.write(
     [

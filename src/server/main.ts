@@ -2,6 +2,7 @@
 // lifecycle (SIGTERM/SIGINT drain, a clear message and exit code 1 on any startup failure).
 import { ConfigError, configFromEnv } from './config.js';
 import { createLogger } from './logger.js';
+import { exitOnSignals } from './shutdown.js';
 import { startServer } from './server.js';
 import { StoreError } from './store/store.js';
 
@@ -39,28 +40,7 @@ async function main(): Promise<void> {
   // One line on stdout that tools (and tests) can read for the bound address.
   process.stdout.write(`nixfleet listening on ${server.url} (epoch ${server.manager.epoch}, version ${server.manager.version})\n`);
 
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    logger.info('shutting down', { signal });
-    const force = setTimeout(() => {
-      logger.error('shutdown took longer than 10s; exiting');
-      process.exit(1);
-    }, 10_000).unref();
-    server.close().then(
-      () => {
-        clearTimeout(force);
-        process.exit(0);
-      },
-      (error: Error) => {
-        logger.error('shutdown failed', { error: error.message });
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  exitOnSignals(() => server.close(), logger, { name: 'nixfleet', forceAfterMs: 10_000 });
 }
 
 void main();
