@@ -48,6 +48,8 @@ export interface ServerConfig {
   tlsKeyFile: string | null;
   /** Password for the `admin` user created on first start; random (printed once) if unset. */
   adminPassword: string | null;
+  /** postgres:// URL: use the shared PostgreSQL store (several instances) instead of SQLite. */
+  databaseUrl: string | null;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -76,6 +78,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   tlsCertFile: null,
   tlsKeyFile: null,
   adminPassword: null,
+  databaseUrl: null,
 });
 
 export class ConfigError extends Error {
@@ -128,6 +131,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     tlsCertFile: read('NIXFLEET_TLS_CERT', d.tlsCertFile, (s) => s),
     tlsKeyFile: read('NIXFLEET_TLS_KEY', d.tlsKeyFile, (s) => s),
     adminPassword: env.NIXFLEET_ADMIN_PASSWORD ? env.NIXFLEET_ADMIN_PASSWORD : null,
+    databaseUrl: read('NIXFLEET_DATABASE_URL', d.databaseUrl, parseDatabaseUrl),
   };
   if ((config.tlsCertFile === null) !== (config.tlsKeyFile === null)) {
     throw new ConfigError('NIXFLEET_TLS_CERT and NIXFLEET_TLS_KEY must be set together');
@@ -167,6 +171,11 @@ function intIn(min: number, max: number): (raw: string) => number {
     if (value < min || value > max) throw new Error(`must be between ${min} and ${max}`);
     return value;
   };
+}
+
+function parseDatabaseUrl(raw: string): string {
+  if (!/^postgres(ql)?:\/\//.test(raw)) throw new Error('expected a postgres:// URL, e.g. postgres://user@127.0.0.1:5432/nixfleet');
+  return raw;
 }
 
 function parseOrigins(raw: string): string[] {

@@ -6,6 +6,8 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AuthService } from './auth/auth-service.js';
 import { SqliteAuthStore, type AuthStore } from './auth/auth-store.js';
+import { PgAuthStore } from './auth/pg-auth-store.js';
+import { PgStore } from './store/pg-store.js';
 import { parseTrustedProxies } from './auth/client-address.js';
 import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
@@ -52,9 +54,19 @@ export interface NixFleetServer {
 export async function startServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<NixFleetServer> {
   const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides, limits: { ...DEFAULT_CONFIG.limits, ...overrides.limits } };
   const logger = options.logger ?? silentLogger;
-  const store = options.store ?? new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous, changeLogRetention: config.changeLogRetention });
-  const manager = await StateManager.open(store, { limits: config.limits, snapshotEvery: config.snapshotEvery, logger });
-  const authStore = options.authStore ?? (store instanceof SqliteStore ? new SqliteAuthStore(store.database) : null);
+  const store =
+    options.store ??
+    (config.databaseUrl
+      ? new PgStore({ connectionString: config.databaseUrl, logger, changeLogRetention: config.changeLogRetention })
+      : new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous, changeLogRetention: config.changeLogRetention }));
+  let manager: StateManager;
+  try {
+    manager = await StateManager.open(store, { limits: config.limits, snapshotEvery: config.snapshotEvery, logger });
+  } catch (error) {
+    await store.close().catch(() => {});
+    throw error;
+  }
+  const authStore = options.authStore ?? (store instanceof SqliteStore ? new SqliteAuthStore(store.database) : store instanceof PgStore ? new PgAuthStore(store.pool) : null);
   if (!authStore) throw new TypeError('startServer: a custom store needs options.authStore as well');
   const auth = await AuthService.open(authStore, { sessionDurationMs: config.sessionDurationMs, sessionIdleMs: config.sessionIdleMs, ...(options.now ? { now: options.now } : {}) });
   const generatedAdminPassword = await auth.ensureAdmin(config.adminPassword ?? undefined, randomPassword);
@@ -119,6 +131,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
         await hub.close();
         http.closeIdleConnections();
+        auth.close();
         await manager.close();
         http.closeAllConnections();
         await httpClosed;

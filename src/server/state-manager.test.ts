@@ -32,6 +32,9 @@ class FaultyStore implements Store {
   saveSnapshot(version: number, json: string): Promise<void> {
     return this.inner.saveSnapshot(version, json);
   }
+  readChanges(after: number): Promise<ChangeRecord[]> {
+    return this.inner.readChanges(after);
+  }
   readCommandOutput(id: string): Promise<string | null> {
     return this.inner.readCommandOutput(id);
   }

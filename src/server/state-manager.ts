@@ -22,6 +22,9 @@ import {
 import { silentLogger, type Logger } from './logger.js';
 import { StoreError, type ChangeRecord, type Store } from './store/store.js';
 
+/** Times a batch is re-staged after losing the race for the next version to another instance. */
+const MAX_CONFLICT_RETRIES = 20;
+
 /** An encoded frame, shared by every client it is sent to. */
 export interface Frame {
   version: number;
@@ -83,7 +86,11 @@ export class StateManager {
   private readonly maxBatch: number;
   private readonly logger: Logger;
   /** Counters for tests, metrics and benchmarks. */
-  readonly stats = { commits: 0, changes: 0, fullStateEncodings: 0, rejected: 0, commitFailures: 0 };
+  readonly stats = { commits: 0, changes: 0, fullStateEncodings: 0, rejected: 0, commitFailures: 0, conflicts: 0, external: 0 };
+  /** The store is shared with other instances (it can be watched): versions may come from them. */
+  private readonly shared: boolean;
+  private catchUpWanted = false;
+  private unwatch: (() => void) | null = null;
 
   private constructor(private readonly store: Store, epoch: string, version: number, state: FleetState, snapshotVersion: number, options: StateManagerOptions) {
     this.epoch = epoch;
@@ -94,6 +101,7 @@ export class StateManager {
     this.snapshotEvery = options.snapshotEvery ?? 1000;
     this.maxBatch = options.maxBatch ?? 1000;
     this.logger = options.logger ?? silentLogger;
+    this.shared = typeof store.watch === 'function';
   }
 
   /** Opens the store and rebuilds the state: the newest snapshot plus the changes after it. */
@@ -107,6 +115,7 @@ export class StateManager {
     }
     for (const record of stored.changes) applyChange(state, record.change);
     const manager = new StateManager(store, stored.epoch, stored.version, state, stored.snapshot.version, options);
+    manager.unwatch = store.watch?.(() => manager.requestCatchUp()) ?? null;
     if (!sameLimits(state.limits, options.limits)) {
       manager.logger.info('trimming limits changed; applying them as a versioned change', { from: state.limits, to: options.limits });
       await manager.apply({ type: 'limits_changed', limits: { ...options.limits } });
@@ -186,10 +195,18 @@ export class StateManager {
     return this.store.readCommandOutput(commandId);
   }
 
+  /** Another instance committed: read and broadcast its changes, in order with ours. */
+  private requestCatchUp(): void {
+    if (this.closed) return;
+    this.catchUpWanted = true;
+    this.schedule();
+  }
+
   /** Commits what is queued, saves a snapshot and closes the store. Idempotent. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.unwatch?.();
     // Let every change accepted before close commit, whether its drain started or is scheduled.
     while (this.scheduled || this.drainPromise) {
       if (this.drainPromise) await this.drainPromise;
@@ -216,25 +233,55 @@ export class StateManager {
       this.scheduled = false;
       this.drainPromise = this.drain().finally(() => {
         this.drainPromise = null;
-        if (this.queue.length > 0) this.schedule();
+        if (this.queue.length > 0 || this.catchUpWanted) this.schedule();
       });
     });
   }
 
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
-      const { accepted, records } = this.stage(batch);
-      if (records.length === 0) continue;
+    while (this.queue.length > 0 || this.catchUpWanted) {
+      if (this.catchUpWanted) {
+        this.catchUpWanted = false;
+        await this.catchUp();
+        continue;
+      }
+      await this.commitBatch(this.queue.splice(0, this.maxBatch));
+    }
+  }
+
+  /**
+   * Stages, commits and publishes one batch. With a shared store our state may be behind other
+   * instances: a refusal is re-checked once after catching up, and a commit that lost the race
+   * for the next version catches up and is staged again (so it is validated against what the
+   * others committed, and versions stay one stream).
+   */
+  private async commitBatch(batch: Pending[]): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const { accepted, rejected, records } = this.stage(batch);
+      if (this.shared && attempt === 0 && rejected.length > 0) {
+        await this.catchUp();
+        continue;
+      }
+      for (const [pending, error] of rejected) {
+        this.stats.rejected++;
+        pending.reject(error);
+      }
+      if (records.length === 0) return;
       try {
         await this.store.commit(records);
       } catch (error) {
-        this.stats.commitFailures++;
         this.working = cloneState(this.committed);
+        if (error instanceof StoreError && error.code === 'store_conflict' && attempt < MAX_CONFLICT_RETRIES) {
+          this.stats.conflicts++;
+          await this.catchUp();
+          batch = accepted;
+          continue;
+        }
+        this.stats.commitFailures++;
         this.logger.error('commit failed; the changes were not applied', { error: (error as Error).message, versions: `${records[0]!.version}..${records.at(-1)!.version}` });
         const failure = error instanceof StoreError ? error : new StoreError('store_commit_failed', (error as Error).message, { cause: error });
         for (const pending of accepted) pending.reject(failure);
-        continue;
+        return;
       }
       this.publish(records);
       let index = 0;
@@ -243,15 +290,33 @@ export class StateManager {
         pending.resolve(records[index - 1]!.version);
       }
       if (this.currentVersion - this.lastSnapshotVersion >= this.snapshotEvery) await this.saveSnapshot();
+      return;
     }
+  }
+
+  /** Applies and broadcasts what other instances committed since our version. */
+  private async catchUp(): Promise<void> {
+    try {
+      const records = await this.store.readChanges(this.currentVersion);
+      if (records.length > 0) {
+        this.stats.external += records.length;
+        this.publish(records);
+      }
+    } catch (error) {
+      // The store is unreachable: keep serving the last state (it is still true at its
+      // version); the next notification or poll tries again.
+      this.logger.warn('catching up with the shared store failed', { error: (error as Error).message });
+    }
+    this.working = cloneState(this.committed);
   }
 
   /**
    * Validates each pending group against the working state and applies it there, assigning
-   * versions. A group with a rejected change is undone whole and its caller rejected.
+   * versions. A group with a rejected change is undone whole and returned with its error.
    */
-  private stage(batch: Pending[]): { accepted: Pending[]; records: ChangeRecord[] } {
+  private stage(batch: Pending[]): { accepted: Pending[]; rejected: Array<[Pending, ChangeRejectedError]>; records: ChangeRecord[] } {
     const accepted: Pending[] = [];
+    const rejected: Array<[Pending, ChangeRejectedError]> = [];
     const records: ChangeRecord[] = [];
     for (const pending of batch) {
       const before = records.length;
@@ -266,18 +331,17 @@ export class StateManager {
         records.push({ version: this.currentVersion + records.length + 1, change });
       }
       if (rejection) {
-        this.stats.rejected++;
         if (records.length > before) {
           records.length = before;
           this.working = cloneState(this.committed);
           for (const record of records) applyChange(this.working, record.change);
         }
-        pending.reject(rejection);
+        rejected.push([pending, rejection]);
       } else {
         accepted.push(pending);
       }
     }
-    return { accepted, records };
+    return { accepted, rejected, records };
   }
 
   /** After commit: fold into the committed state and hand each delta out, in version order. */

@@ -63,6 +63,8 @@ export class AuthService {
   private readonly kdf: KdfLimiter;
   /** Verified against when the user does not exist, so timing does not tell which names do. */
   private dummyHash = '';
+  private syncTimer: NodeJS.Timeout | null = null;
+  private pendingReload: Promise<void> | null = null;
 
   private constructor(
     private readonly store: AuthStore,
@@ -77,11 +79,82 @@ export class AuthService {
     const service = new AuthService(store, options);
     // Made once at start, outside the login limiter, so it can never be a rejected promise.
     service.dummyHash = await hashPassword(randomBytes(16).toString('hex'), new KdfLimiter({ concurrency: 1, maxQueue: 1 }));
-    const { users, sessions, tokens } = await store.loadAll();
-    for (const user of users) service.users.set(user.name.toLowerCase(), user);
-    for (const session of sessions) service.sessions.set(session.idHash, session);
-    for (const token of tokens) service.tokens.set(token.id, token);
+    await service.reload();
+    if (store.shared) {
+      // Other instances log users in and out: re-read the store every second, so a logout or
+      // revocation anywhere closes this instance's sockets within about a second too.
+      service.syncTimer = setInterval(() => void service.reload().catch(() => {}), 1000);
+      service.syncTimer.unref();
+    }
     return service;
+  }
+
+  /** Stops re-reading a shared store. */
+  close(): void {
+    if (this.syncTimer) clearInterval(this.syncTimer);
+    this.syncTimer = null;
+  }
+
+  /**
+   * The principal of a raw session id. On a shared store, an id this instance does not know
+   * yet (a login on another instance) is looked up once before it is refused.
+   */
+  async resolveSession(rawSessionId: string): Promise<Principal | null> {
+    const known = this.sessionPrincipal(rawSessionId);
+    if (known || !this.store.shared) return known;
+    await this.reloadSoon();
+    return this.sessionPrincipal(rawSessionId);
+  }
+
+  /** The principal of a bearer token; on a shared store, looked up once when unknown. */
+  async resolveToken(raw: string): Promise<Principal | null> {
+    const known = this.tokenPrincipal(raw);
+    if (known || !this.store.shared) return known;
+    await this.reloadSoon();
+    return this.tokenPrincipal(raw);
+  }
+
+  /** Re-reads everything; tells the listeners when a credential disappeared. */
+  private async reload(): Promise<void> {
+    const { users, sessions, tokens } = await this.store.loadAll();
+    let lost = false;
+    const nextUsers = new Map(users.map((u) => [u.name.toLowerCase(), u] as const));
+    for (const [key, user] of this.users) {
+      const next = nextUsers.get(key);
+      if (!next) lost = true;
+      // A TOTP step used here but not yet seen in the store stays used.
+      else if ((user.totpLastStep ?? -1) > (next.totpLastStep ?? -1)) nextUsers.set(key, { ...next, totpLastStep: user.totpLastStep });
+    }
+    const nextSessions = new Map(sessions.map((s) => [s.idHash, s] as const));
+    for (const [id, session] of this.sessions) {
+      const next = nextSessions.get(id);
+      if (!next) lost = true;
+      else next.lastSeenAt = Math.max(next.lastSeenAt, session.lastSeenAt);
+    }
+    const nextTokens = new Map(tokens.map((t) => [t.id, t] as const));
+    for (const [id, token] of this.tokens) {
+      const next = nextTokens.get(id);
+      if (!next || (token.revokedAt === null && next.revokedAt !== null)) lost = true;
+    }
+    this.replace(this.users, nextUsers);
+    this.replace(this.sessions, nextSessions);
+    this.replace(this.tokens, nextTokens);
+    if (lost) this.revoked();
+  }
+
+  /** Coalesces the lookups of unknown credentials into one reload at a time. */
+  private reloadSoon(): Promise<void> {
+    this.pendingReload ??= this.reload()
+      .catch(() => {})
+      .finally(() => {
+        this.pendingReload = null;
+      });
+    return this.pendingReload;
+  }
+
+  private replace<K, V>(target: Map<K, V>, source: Map<K, V>): void {
+    target.clear();
+    for (const [key, value] of source) target.set(key, value);
   }
 
   /**
@@ -170,10 +243,12 @@ export class AuthService {
         if (checked.reason === 'reused') throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
         throw new AuthError('invalid_credentials', 'wrong authenticator code');
       }
-      // Marked used in memory in the same step as the check (no await between), then saved.
-      const marked = { ...user, totpLastStep: checked.step };
-      this.users.set(account, marked);
-      await this.store.putUser(marked);
+      // Marked used in memory in the same step as the check (no await between), then claimed in
+      // the store, atomically, against every other instance.
+      this.users.set(account, { ...user, totpLastStep: checked.step });
+      if (!(await this.store.claimTotpStep(user.name, checked.step))) {
+        throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
+      }
     }
     this.limiter.recordSuccess(account, address);
     // Always a fresh id: a session id planted before login (fixation) is never promoted.

@@ -34,6 +34,8 @@ export interface TokenRecord {
 }
 
 export interface AuthStore {
+  /** True when other server instances share this store: the service then re-reads it. */
+  readonly shared: boolean;
   loadAll(): Promise<{ users: UserRecord[]; sessions: SessionRecord[]; tokens: TokenRecord[] }>;
   putUser(user: UserRecord): Promise<void>;
   deleteUser(name: string): Promise<void>;
@@ -41,6 +43,11 @@ export interface AuthStore {
   touchSession(idHash: string, lastSeenAt: number): Promise<void>;
   deleteSession(idHash: string): Promise<void>;
   putToken(token: TokenRecord): Promise<void>;
+  /**
+   * Marks a TOTP step as used for `name` unless that step or a later one already was: true when
+   * this call claimed it. Atomic in the store, so two instances cannot both accept one code.
+   */
+  claimTotpStep(name: string, step: number): Promise<boolean>;
 }
 
 interface UserRow { name: string; role: UserRole; password_hash: string; totp_secret: string | null; totp_last_step: number | null; created_at: string }
@@ -48,7 +55,13 @@ interface SessionRow { id_hash: string; user_name: string; csrf_token: string; c
 interface TokenRow { id: string; name: string; role: TokenRole; host_id: string | null; secret_hash: string; created_by: string | null; created_at: string; revoked_at: string | null }
 
 export class SqliteAuthStore implements AuthStore {
+  readonly shared = false;
   constructor(private readonly db: Database.Database) {}
+
+  async claimTotpStep(name: string, step: number) {
+    const result = this.db.prepare('UPDATE users SET totp_last_step = ? WHERE name = ? AND (totp_last_step IS NULL OR totp_last_step < ?)').run(step, name, step);
+    return result.changes === 1;
+  }
 
   async loadAll() {
     const users = this.db.prepare<[], UserRow>('SELECT * FROM users ORDER BY created_at').all().map((r) => ({

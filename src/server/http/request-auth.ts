@@ -10,17 +10,17 @@ import { readSessionCookie } from './session-cookie.js';
  * The caller's principal; null when the request carries no credential. A credential that is
  * present but wrong is a 401, never a silent fall-back to anonymous or to the other credential.
  */
-export function authenticate(req: IncomingMessage, auth: AuthService, secure: boolean): Principal | null {
+export async function authenticate(req: IncomingMessage, auth: AuthService, secure: boolean): Promise<Principal | null> {
   const authorization = req.headers.authorization;
   if (authorization !== undefined) {
     const match = /^Bearer\s+(\S+)$/i.exec(authorization);
-    const principal = match ? auth.tokenPrincipal(match[1]!) : null;
+    const principal = match ? await auth.resolveToken(match[1]!) : null;
     if (!principal) throw new HttpError(401, 'invalid_token', 'the bearer token is malformed, unknown or revoked', { 'www-authenticate': 'Bearer' });
     return principal;
   }
   const sessionId = readSessionCookie(req, secure);
   if (sessionId === null) return null;
-  const principal = auth.sessionPrincipal(sessionId);
+  const principal = await auth.resolveSession(sessionId);
   if (!principal) throw new HttpError(401, 'session_expired', 'your session has ended; log in again');
   return principal;
 }

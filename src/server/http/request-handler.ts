@@ -42,9 +42,9 @@ async function handle(door: FrontDoor, req: IncomingMessage, res: ServerResponse
     };
     if (access === 'public') {
       // Public routes still learn who is calling when they can (login replaces a session).
-      ctx.principal = tryAuthenticate(req, door);
+      ctx.principal = await tryAuthenticate(req, door);
     } else {
-      ctx.principal = authenticate(req, door.auth, door.secure);
+      ctx.principal = await authenticate(req, door.auth, door.secure);
       if (!ctx.principal) throw new HttpError(401, 'unauthenticated', 'log in (POST /api/login) or send Authorization: Bearer <token>');
       if (access !== 'authenticated' && access !== 'report' && !can(ctx.principal, access)) {
         throw new HttpError(403, 'forbidden', `your role (${ctx.principal.role}) may not ${access}`);
@@ -61,9 +61,9 @@ async function handle(door: FrontDoor, req: IncomingMessage, res: ServerResponse
   }
 }
 
-function tryAuthenticate(req: IncomingMessage, door: FrontDoor): Principal | null {
+async function tryAuthenticate(req: IncomingMessage, door: FrontDoor): Promise<Principal | null> {
   try {
-    return authenticate(req, door.auth, door.secure);
+    return await authenticate(req, door.auth, door.secure);
   } catch {
     return null;
   }
@@ -88,7 +88,11 @@ function checkCsrf(req: IncomingMessage, principal: Extract<Principal, { kind: '
  * token (programs). Refused with a plain HTTP status before any frame, let alone state, is sent.
  */
 export function createUpgradeHandler(door: FrontDoor, hub: SyncHub): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  return (req, socket, head) => {
+  return (req, socket, head) => void upgrade(door, hub, req, socket, head);
+}
+
+async function upgrade(door: FrontDoor, hub: SyncHub, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+  {
     socket.on('error', () => socket.destroy());
     const refuse = (status: number, text: string) => {
       socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
@@ -96,7 +100,7 @@ export function createUpgradeHandler(door: FrontDoor, hub: SyncHub): (req: Incom
     if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/ws') return refuse(404, 'Not Found');
     let principal: Principal | null;
     try {
-      principal = authenticate(req, door.auth, door.secure);
+      principal = await authenticate(req, door.auth, door.secure);
     } catch {
       return refuse(401, 'Unauthorized');
     }
@@ -105,6 +109,7 @@ export function createUpgradeHandler(door: FrontDoor, hub: SyncHub): (req: Incom
     const fromBrowser = principal.kind === 'session' || req.headers.origin !== undefined;
     if (fromBrowser && !originAllowed(req, door.secure, door.allowedOrigins)) return refuse(403, 'Forbidden');
     if (!can(principal, 'read')) return refuse(403, 'Forbidden');
+    if (socket.destroyed) return;
     hub.handleUpgrade(req, socket, head, principal);
-  };
+  }
 }

@@ -171,6 +171,13 @@ export class SqliteStore implements Store {
     this.version = records[records.length - 1]!.version;
   }
 
+  async readChanges(afterVersion: number): Promise<ChangeRecord[]> {
+    return this.requireOpen()
+      .prepare<[number], { version: number; change: string }>('SELECT version, change FROM changes WHERE version > ? ORDER BY version')
+      .all(afterVersion)
+      .map((row) => ({ version: row.version, change: JSON.parse(row.change) as Change }));
+  }
+
   async saveSnapshot(version: number, stateJson: string): Promise<void> {
     const db = this.requireOpen();
     db.transaction(() => {

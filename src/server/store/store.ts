@@ -1,6 +1,6 @@
 // The persistence contract of the state manager. A store keeps the epoch, the version counter,
-// the change log, snapshots of the folded state and full command output. SQLite implements it
-// now; a PostgreSQL store (async commits, several instances) implements the same interface.
+// the change log, snapshots of the folded state and full command output. SQLite (one process)
+// and PostgreSQL (several instances writing one version stream) implement it.
 import type { Change } from '../../protocol/schema.js';
 
 /** One committed change: the version it made. */
@@ -28,9 +28,18 @@ export interface Store {
   /**
    * Commits the records in one transaction: appends them to the change log, sets the version
    * counter to the last one, appends command output. Versions must continue the counter
-   * exactly; the store refuses anything else. Resolves only once durable.
+   * exactly; the store refuses anything else. Resolves only once durable. A shared store whose
+   * counter another writer moved rejects with `StoreError('store_conflict')`: the caller
+   * catches up with `readChanges` and tries again.
    */
   commit(records: readonly ChangeRecord[]): Promise<void>;
+  /** Every change after `version`, in version order (for catching up with other writers). */
+  readChanges(afterVersion: number): Promise<ChangeRecord[]>;
+  /**
+   * Shared stores only: calls `onCommit` (best effort, at least once after each commit by any
+   * writer, possibly late or coalesced) so the caller can `readChanges`. Returns the unsubscribe.
+   */
+  watch?(onCommit: () => void): () => void;
   /** Records the full state at `version` and prunes what no restart needs any more. */
   saveSnapshot(version: number, stateJson: string): Promise<void>;
   /** The whole output of a command, or null when the store has none. */
@@ -40,7 +49,7 @@ export interface Store {
 
 export class StoreError extends Error {
   constructor(
-    readonly code: 'store_unreadable' | 'store_locked' | 'store_corrupt' | 'store_commit_failed' | 'store_closed',
+    readonly code: 'store_unreadable' | 'store_locked' | 'store_corrupt' | 'store_commit_failed' | 'store_conflict' | 'store_closed',
     message: string,
     options?: { cause?: unknown },
   ) {
