@@ -1,12 +1,15 @@
 // `npm run admin -- …`: manage users and API tokens in the store of NIXFLEET_DATA_DIR while the
-// server is stopped (the store is locked while it runs; then use the dashboard's admin page or
-// the HTTP API). Secrets are printed once and never stored in clear.
+// server is stopped (the SQLite store is locked while it runs; then use the dashboard's admin
+// page or the HTTP API), or in the PostgreSQL of NIXFLEET_DATABASE_URL at any time. Secrets are
+// printed once and never stored in clear.
 import { emptyState, toFullState } from '../protocol/fleet-state.js';
 import { AuthError, AuthService } from './auth/auth-service.js';
 import { SqliteAuthStore } from './auth/auth-store.js';
 import { randomPassword } from './auth/passwords.js';
 import { TOKEN_ROLES, USER_ROLES, type TokenRole, type UserRole } from './auth/roles.js';
 import { configFromEnv, ConfigError } from './config.js';
+import { PgAuthStore } from './auth/pg-auth-store.js';
+import { PgStore } from './store/pg-store.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { StoreError } from './store/store.js';
 
@@ -22,7 +25,8 @@ const USAGE = `usage: npm run admin -- <command>
   token create <name> --role viewer|operator|admin|agent [--host <host id>]   prints the token once
   token revoke <id>
 
-The store is NIXFLEET_DATA_DIR (default ./data); stop the server first.`;
+The store is NIXFLEET_DATA_DIR (default ./data; stop the server first), or the PostgreSQL of
+NIXFLEET_DATABASE_URL (servers may keep running).`;
 
 /**
  * Runs one admin command; returns the exit code. Expected failures (bad arguments, a locked or
@@ -48,10 +52,14 @@ async function run(argv: string[], env: Record<string, string | undefined>, out:
     return area ? 0 : 2;
   }
   const config = configFromEnv(env);
-  const store = new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous });
+  // PostgreSQL is shared: the CLI works beside running servers, which re-read it every second.
+  const store = config.databaseUrl ? new PgStore({ connectionString: config.databaseUrl }) : new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous });
   await store.open(JSON.stringify(toFullState(emptyState(config.limits))));
+  let cleanup = () => {};
   try {
-    const auth = await AuthService.open(new SqliteAuthStore(store.database), { sessionDurationMs: config.sessionDurationMs, sessionIdleMs: config.sessionIdleMs });
+    const authStore = store instanceof PgStore ? new PgAuthStore(store.pool) : new SqliteAuthStore(store.database);
+    const auth = await AuthService.open(authStore, { sessionDurationMs: config.sessionDurationMs, sessionIdleMs: config.sessionIdleMs });
+    cleanup = () => auth.close();
     const flag = (name: string) => {
       const i = rest.indexOf(`--${name}`);
       return i === -1 ? undefined : rest[i + 1];
@@ -110,6 +118,7 @@ async function run(argv: string[], env: Record<string, string | undefined>, out:
         return 2;
     }
   } finally {
+    cleanup();
     await store.close();
   }
 }
