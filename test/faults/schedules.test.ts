@@ -30,7 +30,11 @@ export type Step =
   | { op: 'sleep'; ms: number };
 
 /** Schedules that once failed, kept as regression examples (each with the bug it found). */
-const REGRESSIONS: Step[][] = [];
+const REGRESSIONS: Step[][] = [
+  // A new client's init lost: beacons kept its watchdog quiet and, with no state, it ignored them,
+  // so it waited forever in `connecting`. Fixed: a sync or delta before any state asks for get_state.
+  [{ op: 'drop', frame: 'init', client: 0 }, { op: 'reload', client: 0 }, { op: 'sleep', ms: 10 }],
+];
 
 const client = fc.integer({ min: 0, max: CLIENTS - 1 });
 const step: fc.Arbitrary<Step> = fc.oneof(
