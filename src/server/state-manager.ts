@@ -19,6 +19,7 @@ import {
   type Limits,
   type SnapshotFrameType,
 } from '../protocol/index.js';
+import { maybeCrash } from './fault-injection.js';
 import { silentLogger, type Logger } from './logger.js';
 import { StoreError, type ChangeRecord, type Store } from './store/store.js';
 
@@ -227,6 +228,7 @@ export class StateManager {
       const { accepted, records } = this.stage(batch);
       if (records.length === 0) continue;
       try {
+        maybeCrash('before_commit');
         await this.store.commit(records);
       } catch (error) {
         this.stats.commitFailures++;
@@ -236,6 +238,7 @@ export class StateManager {
         for (const pending of accepted) pending.reject(failure);
         continue;
       }
+      maybeCrash('after_commit');
       this.publish(records);
       let index = 0;
       for (const pending of accepted) {
