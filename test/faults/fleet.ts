@@ -18,6 +18,8 @@ export interface FleetClient {
   history: History;
   /** When the client last entered `connecting` (a reconnect), ms since epoch. */
   lastConnectingAt: number;
+  /** Every status change with its time, to explain a slow convergence. */
+  statuses: Array<{ at: number; status: string; reason: string }>;
 }
 
 export interface FleetOptions {
@@ -71,8 +73,9 @@ export class Fleet {
 
   private create(url: string, tag: string): FleetClient {
     const sync = new StateSync({ url, WebSocket: this.WebSocketImpl, page: null, ...this.options.client });
-    const client: FleetClient = { tag, url, sync, history: { client: `${tag}#${this.retired.filter((r) => r.tag === tag).length}`, entries: [] }, lastConnectingAt: 0 };
+    const client: FleetClient = { tag, url, sync, history: { client: `${tag}#${this.retired.filter((r) => r.tag === tag).length}`, entries: [] }, lastConnectingAt: 0, statuses: [] };
     sync.on('status', (s) => {
+      client.statuses.push({ at: Date.now(), ...s });
       if (s.status === 'connecting') client.lastConnectingAt = Date.now();
     });
     sync.on('change', (e) => {

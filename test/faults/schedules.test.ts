@@ -130,11 +130,16 @@ async function run(steps: readonly Step[]): Promise<Violation[]> {
     const results = await fleet.converge(target(), stoppedAt, LIMIT_MS, bounds);
     summary.schedules++;
     summary.clients += CLIENTS;
-    for (const r of results) {
-      if (r.ms === null) continue;
+    results.forEach((r, i) => {
+      if (r.ms === null) return;
       summary.convergeMs.push(r.ms);
-      if (r.ms > r.boundMs + 50) summary.overSpecBound++;
-    }
+      if (r.ms <= r.boundMs + 50) return;
+      // Over the spec bound: say why (the statuses the client went through after the faults stopped).
+      summary.overSpecBound++;
+      const why = fleet!.clients[i]!.statuses.filter((s) => s.at >= stoppedAt - 5).map((s) => `${s.status}:${s.reason}`).join(' > ') || 'no status change';
+      const reasons = (summary.extra.overSpecReasons ??= '') as string;
+      if (!reasons.includes(why)) summary.extra.overSpecReasons = `${reasons}${reasons ? ' | ' : ''}${why}`;
+    });
     const violations = [...checkConvergence(results, LIMIT_MS), ...fleet.all.flatMap((c) => checkHistory(c.history, oracle))];
     summary.violations.push(...violations);
     for (const c of fleet.clients) summary.addClientStats(c.sync.stats);
