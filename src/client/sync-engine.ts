@@ -90,8 +90,10 @@ export class SyncEngine {
         this.receiveDelta(message.epoch, message.version, message.payload, result);
         return result;
       case 'sync':
-        if (this.state === null) return result;
-        if (message.epoch !== this.epoch) result.resync = this.requestResync('epoch');
+        // No state yet although the link is up: the init was lost. Beacons keep the watchdog quiet,
+        // so without asking we would wait for an init that never comes.
+        if (this.state === null) result.resync = this.requestResync('drift');
+        else if (message.epoch !== this.epoch) result.resync = this.requestResync('epoch');
         else if (message.version > this.version) result.resync = this.requestResync('drift');
         else if (message.version < this.version) result.resync = this.requestResync('behind');
         return result;
@@ -102,7 +104,11 @@ export class SyncEngine {
   }
 
   private receiveDelta(epoch: string, version: number, change: Change, result: EngineResult): void {
-    if (this.state === null) return; // before init: nothing to apply it to
+    if (this.state === null) {
+      // Before any state: the init was lost; nothing to apply this to, so ask for the full state.
+      result.resync = this.requestResync('gap');
+      return;
+    }
     if (epoch !== this.epoch) {
       // E5: our history is gone; only a full state of the new epoch can replace it.
       result.resync = this.requestResync('epoch');

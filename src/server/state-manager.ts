@@ -19,6 +19,7 @@ import {
   type Limits,
   type SnapshotFrameType,
 } from '../protocol/index.js';
+import { maybeCrash } from './fault-injection.js';
 import { silentLogger, type Logger } from './logger.js';
 import { StoreError, type ChangeRecord, type Store } from './store/store.js';
 
@@ -268,6 +269,7 @@ export class StateManager {
       }
       if (records.length === 0) return;
       try {
+        maybeCrash('before_commit');
         await this.store.commit(records);
       } catch (error) {
         this.working = cloneState(this.committed);
@@ -283,6 +285,7 @@ export class StateManager {
         for (const pending of accepted) pending.reject(failure);
         return;
       }
+      maybeCrash('after_commit');
       this.publish(records);
       let index = 0;
       for (const pending of accepted) {

@@ -7,6 +7,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { CloseCode, encodeError, parseClientMessage, type ErrorCode } from '../protocol/index.js';
 import type { Principal } from './auth/roles.js';
 import { ClientConnection } from './client-connection.js';
+import { maybeCrash } from './fault-injection.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { Frame, StateManager } from './state-manager.js';
 
@@ -213,7 +214,11 @@ export class SyncHub {
   }
 
   private broadcast(delta: Frame): void {
-    for (const client of this.clients) this.deliver(client, delta);
+    let left = this.clients.size;
+    for (const client of this.clients) {
+      this.deliver(client, delta);
+      if (--left > 0) maybeCrash('mid_broadcast'); // some clients have this delta, others not yet
+    }
   }
 
   private beacon(): void {

@@ -1,6 +1,7 @@
 // A WebSocket-level fault proxy between clients and a real server: every client connection is
 // paired with its own upstream connection, and frames are forwarded one by one, so a test can
-// drop, duplicate or hold frames, stall a link (half-open: up but silent) or reset it.
+// drop, duplicate or hold frames, stall a link (half-open: up but silent) or reset it, and, per
+// link, delay frames with jitter (order kept, as TCP keeps it) or throttle a slow reader.
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
@@ -14,17 +15,36 @@ export interface FrameRule {
   action: 'drop' | 'duplicate';
   /** How many matching frames to act on; then the rule is removed. */
   times: number;
+  /** Only on links with this tag (the `c` query parameter of the client's URL). */
+  tag?: string;
 }
 
-interface Link {
+/** How one link carries server → client frames: fixed delay plus jitter, and a byte rate. */
+export interface LinkShape {
+  delayMs?: number;
+  jitterMs?: number;
+  /** A slow reader: bytes per second; the upstream socket stops being read while 16 KiB wait. */
+  bytesPerSecond?: number;
+}
+
+export interface Link {
+  /** The `c` query parameter of the client's URL, to aim faults at one client. */
+  tag: string;
   client: WebSocket;
   upstream: WebSocket;
   stalled: boolean;
+  shape: LinkShape;
+  queue: Array<{ raw: string; at: number }>;
+  queuedBytes: number;
+  releaseAt: number;
+  timer: NodeJS.Timeout | null;
 }
+
+const SLOW_READER_HIGH_WATER = 16 * 1024;
 
 export class WsFaultProxy {
   readonly links = new Set<Link>();
-  readonly stats = { dropped: 0, duplicated: 0, connections: 0 };
+  readonly stats = { dropped: 0, duplicated: 0, connections: 0, resets: 0, stalls: 0, delayed: 0 };
   private rules: FrameRule[] = [];
   private upstreamUrl: string;
   private refuse = false;
@@ -43,7 +63,8 @@ export class WsFaultProxy {
     const proxy = new WsFaultProxy(http, wss, upstreamUrl);
     http.on('upgrade', (req, socket, head) => {
       if (proxy.refuse) return socket.destroy();
-      wss.handleUpgrade(req, socket, head, (client) => proxy.pair(client, req.headers));
+      const tag = new URL(req.url ?? '/', 'http://proxy').searchParams.get('c') ?? '';
+      wss.handleUpgrade(req, socket, head, (client) => proxy.pair(client, req.headers, tag));
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
     return proxy;
@@ -67,21 +88,57 @@ export class WsFaultProxy {
     this.addRule({ direction: 'down', match: (m) => m?.type === type, action: 'drop', times });
   }
 
-  /** Half-open: every link stays connected but nothing flows either way until resume(). */
-  stall(): void {
-    for (const link of this.links) link.stalled = true;
+  /** Half-open: every link (or those tagged `tag`) stays connected but nothing flows until resume(). */
+  stall(tag?: string): void {
+    for (const link of this.select(tag)) {
+      link.stalled = true;
+      this.stats.stalls++;
+    }
   }
 
-  resume(): void {
-    for (const link of this.links) link.stalled = false;
+  resume(tag?: string): void {
+    for (const link of this.select(tag)) link.stalled = false;
   }
 
-  /** Resets every link abruptly (no close frame), as a network failure would. */
-  resetAll(): void {
-    for (const link of this.links) {
+  /** Resets every link (or those tagged `tag`) abruptly (no close frame), as a network failure would. */
+  resetAll(tag?: string): void {
+    for (const link of this.select(tag)) {
+      this.stats.resets++;
       link.client.terminate();
       link.upstream.terminate();
     }
+  }
+
+  /** Closes the links tagged `tag` (all when undefined) cleanly, as a server going away would. */
+  closeLinks(tag?: string, code = 1001): void {
+    for (const link of this.select(tag)) {
+      if (link.client.readyState === WebSocket.OPEN) link.client.close(code, 'proxy closed the link');
+      if (link.upstream.readyState === WebSocket.OPEN) link.upstream.close(1000);
+    }
+  }
+
+  /** Shapes server → client traffic on the links tagged `tag` (all when undefined); `{}` restores. */
+  shape(shape: LinkShape, tag?: string): void {
+    for (const link of this.select(tag)) link.shape = shape;
+  }
+
+  /** Ends every fault: resumes stalled links, removes the rules and shapes (queued frames still go). */
+  heal(): void {
+    this.rules = [];
+    const now = Date.now();
+    for (const link of this.links) {
+      link.stalled = false;
+      link.shape = {};
+      for (const queued of link.queue) queued.at = Math.min(queued.at, now);
+      link.releaseAt = Math.min(link.releaseAt, now);
+      if (link.timer) clearTimeout(link.timer);
+      link.timer = null;
+      this.pump(link);
+    }
+  }
+
+  private select(tag: string | undefined): Link[] {
+    return [...this.links].filter((link) => tag === undefined || link.tag === tag);
   }
 
   /** While set, new connections are refused at the TCP level. */
@@ -96,7 +153,7 @@ export class WsFaultProxy {
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 
-  private pair(client: WebSocket, headers: IncomingHttpHeaders): void {
+  private pair(client: WebSocket, headers: IncomingHttpHeaders, tag: string): void {
     this.stats.connections++;
     // The client's credentials travel on, as through any reverse proxy.
     const forwarded: Record<string, string> = {};
@@ -105,7 +162,7 @@ export class WsFaultProxy {
       if (typeof value === 'string') forwarded[name] = value;
     }
     const upstream = new WebSocket(this.upstreamUrl, { headers: forwarded });
-    const link: Link = { client, upstream, stalled: false };
+    const link: Link = { tag, client, upstream, stalled: false, shape: {}, queue: [], queuedBytes: 0, releaseAt: 0, timer: null };
     this.links.add(link);
     const pendingUp: string[] = [];
     upstream.on('open', () => {
@@ -118,6 +175,7 @@ export class WsFaultProxy {
     });
     const end = (from: WebSocket, to: WebSocket) => (code: number, reason: Buffer) => {
       this.links.delete(link);
+      if (link.timer) clearTimeout(link.timer);
       if (to.readyState === WebSocket.OPEN) to.close(validCloseCode(code), reason.toString());
       else to.terminate();
       void from;
@@ -135,7 +193,8 @@ export class WsFaultProxy {
     try {
       message = JSON.parse(raw);
     } catch {}
-    const rule = this.rules.find((r) => r.direction === direction && r.match(message, raw));
+    const rule = this.rules.find((r) => r.direction === direction && (r.tag === undefined || r.tag === link.tag) && r.match(message, raw));
+    let copies = 1;
     if (rule) {
       rule.times--;
       if (rule.times <= 0) this.rules.splice(this.rules.indexOf(rule), 1);
@@ -144,9 +203,46 @@ export class WsFaultProxy {
         return;
       }
       this.stats.duplicated++;
-      if (target.readyState === WebSocket.OPEN) target.send(raw);
+      copies = 2;
     }
-    if (target.readyState === WebSocket.OPEN) target.send(raw);
+    for (let i = 0; i < copies; i++) {
+      if (direction === 'down') this.deliverDown(link, raw);
+      else if (target.readyState === WebSocket.OPEN) target.send(raw);
+    }
+  }
+
+  /** Server → client, through the link's shape: FIFO, so delay and jitter never reorder frames. */
+  private deliverDown(link: Link, raw: string): void {
+    const { delayMs = 0, jitterMs = 0, bytesPerSecond } = link.shape;
+    if (link.queue.length === 0 && delayMs === 0 && jitterMs === 0 && bytesPerSecond === undefined) {
+      if (link.client.readyState === WebSocket.OPEN) link.client.send(raw);
+      return;
+    }
+    this.stats.delayed++;
+    const now = Date.now();
+    const transfer = bytesPerSecond ? (Buffer.byteLength(raw) / bytesPerSecond) * 1000 : 0;
+    link.releaseAt = Math.max(link.releaseAt, now + delayMs + Math.random() * jitterMs) + transfer;
+    link.queue.push({ raw, at: link.releaseAt });
+    link.queuedBytes += raw.length;
+    if (link.queuedBytes > SLOW_READER_HIGH_WATER) link.upstream.pause(); // backpressure reaches the server
+    this.pump(link);
+  }
+
+  private pump(link: Link): void {
+    if (link.timer) return;
+    const next = link.queue[0];
+    if (!next) return;
+    link.timer = setTimeout(() => {
+      link.timer = null;
+      const now = Date.now();
+      while (link.queue.length > 0 && link.queue[0]!.at <= now) {
+        const { raw } = link.queue.shift()!;
+        link.queuedBytes -= raw.length;
+        if (!link.stalled && link.client.readyState === WebSocket.OPEN) link.client.send(raw);
+      }
+      if (link.queuedBytes <= SLOW_READER_HIGH_WATER / 2 && link.upstream.isPaused) link.upstream.resume();
+      this.pump(link);
+    }, Math.max(0, next.at - Date.now()));
   }
 }
 
