@@ -15,6 +15,11 @@ const passed = report.numPassedTests ?? 0;
 const skipped = (report.numPendingTests ?? 0) + (report.numTodoTests ?? 0);
 // A suite that failed to load counts as a failure even though none of its tests ran.
 const brokenFiles = (report.testResults ?? []).filter((r) => r.status === 'failed' && (r.assertionResults ?? []).length === 0).length;
-const failed = (report.numFailedTests ?? 0) + brokenFiles;
+let failed = (report.numFailedTests ?? 0) + brokenFiles;
+// Unhandled errors fail the run without failing a test; they count as one failure here.
+if (report.success === false && failed === 0) {
+  failed = 1;
+  console.error('the run reported errors outside any test (unhandled errors): see the output above');
+}
 console.log(`${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}`);
 process.exit(failed > 0 || passed === 0 ? 1 : 0);

@@ -255,3 +255,27 @@ describe('StateSync', () => {
     });
   });
 });
+
+describe('StateSync in Node', () => {
+  it('can be closed while its socket is still connecting, without an uncaught error', async () => {
+    // A server that accepts TCP but never answers the upgrade: the socket stays CONNECTING.
+    const { createServer: createTcpServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createTcpServer((socket) => sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => {
+      sockets.forEach((s) => s.destroy());
+      silent.close(() => resolve());
+    }));
+    const errors: unknown[] = [];
+    const onError = (error: unknown) => errors.push(error);
+    process.on('uncaughtException', onError);
+    cleanups.push(() => process.off('uncaughtException', onError));
+    const sync = new StateSync({ url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}/ws`, WebSocket: WebSocket as unknown as WebSocketConstructorLike, page: null });
+    sync.start();
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    sync.close();
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(errors).toEqual([]);
+  });
+});

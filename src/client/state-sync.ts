@@ -331,7 +331,9 @@ export class StateSync extends Emitter<StateSyncEvents> {
     socket.onmessage = null;
     socket.onclose = null;
     socket.onopen = null;
-    socket.onerror = null;
+    // Not null: closing a socket that is still connecting makes `ws` emit an 'error' later,
+    // which would be an uncaught exception in Node without a listener.
+    socket.onerror = () => {};
     try {
       socket.close(code, reason.slice(0, 100));
     } catch {
