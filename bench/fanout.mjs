@@ -65,9 +65,14 @@ async function measure(peerName, clients, opts) {
   const peer = await PEERS[peerName]();
   const pool = await ClientPool.start(opts.workers);
   try {
+    // RSS is the measure but noisy in a process that ran earlier cases (freed pages are
+    // reused); the JS heap plus external memory after a full GC is the steadier companion.
+    const heap = () => { const m = process.memoryUsage(); return m.heapUsed + m.external; };
     const rss0 = await settledRss();
+    const heap0 = heap();
     await pool.connect(peer.kind, peer.url, peer.headers, clients);
     const rssPerConnKiB = ((await settledRss()) - rss0) / clients / 1024;
+    const heapPerConnKiB = (heap() - heap0) / clients / 1024;
     const runs = [];
     for (let r = 0; r < opts.repeats; r++) runs.push(await throughput(peer, pool, clients, opts));
     const row = {
@@ -76,6 +81,7 @@ async function measure(peerName, clients, opts) {
       'deliveries/s': round(median(runs.map((r) => r.perSecond))),
       'server CPU µs/delivery': round(median(runs.map((r) => r.cpuUsPerDelivery)), 2),
       'RSS KiB/idle conn': round(rssPerConnKiB, 1),
+      'heap KiB/idle conn': round(heapPerConnKiB, 1),
     };
     for (const rate of opts.rates) {
       const l = await latency(peer, pool, clients, rate, opts.seconds);
