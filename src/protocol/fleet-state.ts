@@ -134,17 +134,23 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
   }
 }
 
-/** Applies one change in place. Total: a change that `checkChange` would reject is ignored. */
-export function applyChange(state: FleetState, change: Change): void {
+/**
+ * Applies one change in place. Total: a change that `checkChange` would reject is ignored.
+ * Entities taken from the change are copied, unless `owned`: the caller then guarantees nobody
+ * mutates the change afterwards (the server's validated copy), and the state shares its objects.
+ * The reducer itself never mutates an entity in place (updates replace it), so sharing is safe.
+ */
+export function applyChange(state: FleetState, change: Change, owned = false): void {
   if (checkChange(state, change) !== null) return;
+  const copy = owned ? <T>(value: T): T => value : structuredClone;
   switch (change.type) {
     case 'host_added':
-      state.hosts.set(change.host.id, structuredClone(change.host));
+      state.hosts.set(change.host.id, copy(change.host));
       return;
     case 'host_updated': {
       const host = state.hosts.get(change.id);
       if (!host) return;
-      const { compartments, ...rest } = structuredClone(change.fields);
+      const { compartments, ...rest } = copy(change.fields);
       const updated: Host = { ...host, ...definedOnly(rest) };
       if (compartments) updated.compartments = { ...host.compartments, ...definedOnly(compartments) };
       state.hosts.set(change.id, updated);
@@ -154,7 +160,7 @@ export function applyChange(state: FleetState, change: Change): void {
       state.hosts.delete(change.id);
       return;
     case 'command_started': {
-      const command = structuredClone(change.command);
+      const command = copy(change.command);
       state.commands.set(command.id, command);
       const host = state.hosts.get(command.host_id);
       if (host && !isTerminalCommandStatus(command.status)) state.hosts.set(host.id, { ...host, pending_command: command.id });
@@ -181,17 +187,17 @@ export function applyChange(state: FleetState, change: Change): void {
       return;
     }
     case 'event':
-      state.events.push(structuredClone(change.event));
+      state.events.push(copy(change.event));
       if (state.events.length > state.limits.events) state.events.splice(0, state.events.length - state.limits.events);
       return;
     case 'pipeline_started':
-      state.pipelines.set(change.pipeline.id, structuredClone(change.pipeline));
+      state.pipelines.set(change.pipeline.id, copy(change.pipeline));
       trimTerminal(state.pipelines, state.limits.pipelines, (p) => isTerminalPipelineStatus(p.status));
       return;
     case 'pipeline_updated': {
       const pipeline = state.pipelines.get(change.id);
       if (!pipeline || isTerminalPipelineStatus(pipeline.status)) return;
-      const { host_status, ...rest } = structuredClone(change.fields);
+      const { host_status, ...rest } = copy(change.fields);
       const updated: Pipeline = { ...pipeline, ...definedOnly(rest) };
       if (host_status) updated.host_status = { ...pipeline.host_status, ...host_status };
       state.pipelines.set(change.id, updated);

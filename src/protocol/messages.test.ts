@@ -3,7 +3,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { emptyState, toFullState } from './fleet-state.js';
-import { encodeDelta, encodeError, encodeSnapshotFrame, encodeSync, parseClientMessage, type ErrorCode } from './messages.js';
+import { encodeDelta, encodeDeltaJson, encodeError, encodeSnapshotFrame, encodeSync, parseClientMessage, type ErrorCode } from './messages.js';
 import type { Change } from './schema.js';
 
 function expectRejected(text: string, code: ErrorCode): void {
@@ -132,5 +132,14 @@ describe('encoders', () => {
       }),
       { numRuns: 200 },
     );
+  });
+});
+
+describe('encodeDeltaJson', () => {
+  it('wraps an encoded change into the same bytes as encoding the whole delta', () => {
+    const change: Change = { type: 'host_removed', id: 'web-"1"' };
+    const expected = JSON.stringify({ type: 'delta', epoch: 'e"1', version: 42, payload: change });
+    expect(encodeDeltaJson('e"1', 42, JSON.stringify(change))).toBe(expected);
+    expect(encodeDelta('e"1', 42, change)).toBe(expected);
   });
 });

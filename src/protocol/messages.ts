@@ -46,7 +46,12 @@ export function encodeSnapshotFrame(type: SnapshotFrameType, epoch: string, vers
 }
 
 export function encodeDelta(epoch: string, version: number, change: Change): string {
-  return JSON.stringify({ type: 'delta', epoch, version, payload: change } satisfies DeltaMessage);
+  return encodeDeltaJson(epoch, version, JSON.stringify(change));
+}
+
+/** A delta frame around a change already encoded (the same bytes as `encodeDelta`). */
+export function encodeDeltaJson(epoch: string, version: number, changeJson: string): string {
+  return `{"type":"delta","epoch":${JSON.stringify(epoch)},"version":${version},"payload":${changeJson}}`;
 }
 
 export function encodeSync(epoch: string, version: number): string {

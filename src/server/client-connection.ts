@@ -1,6 +1,8 @@
 // One WebSocket client of the sync hub: its send-side flow control (a byte bound on what waits
 // in its buffer, the stale mark when it falls behind), its liveness flag for ping/pong and its
-// inbound rate limit. Knows nothing of the state; the hub decides what to send.
+// inbound rate limit, and the coalescing of its output: everything sent to it in one event-loop
+// turn leaves in one socket write. Knows nothing of the state; the hub decides what to send.
+import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Principal } from './auth/roles.js';
 import type { Frame } from './state-manager.js';
@@ -11,6 +13,11 @@ export interface ClientConnectionOptions {
   /** Client frames per second (token bucket holding two seconds' worth). */
   messagesPerSecond: number;
   now: () => number;
+  /**
+   * Called when the first frame of a turn corks this client's socket; the caller must call
+   * `flush()` once later in the same turn (the hub does, for all its clients, in one tick).
+   */
+  onCork?: (client: ClientConnection) => void;
 }
 
 let nextClientId = 1;
@@ -32,6 +39,7 @@ export class ClientConnection {
   /** Set once the server started closing this connection. */
   closing: Promise<void> | null = null;
   private snapshotBytes = 0;
+  private corked = false;
   private tokens: number;
   private tokensAt: number;
 
@@ -92,9 +100,30 @@ export class ClientConnection {
     return true;
   }
 
+  /** Uncorks the socket: the frames queued since the first send of this turn go out in one write. */
+  flush(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    rawSocket(this.socket)?.uncork();
+  }
+
   private write(frame: Frame, onWritten?: () => void): void {
     this.sentVersion = frame.version;
+    if (!this.corked && this.options.onCork) {
+      // Corked bytes still count in bufferedAmount, so the bound above keeps working.
+      const raw = rawSocket(this.socket);
+      if (raw && !raw.destroyed) {
+        raw.cork();
+        this.corked = true;
+        this.options.onCork(this);
+      }
+    }
     // The Buffer is shared by every client; binary:false keeps it a text frame.
     this.socket.send(frame.data, { binary: false }, onWritten);
   }
+}
+
+/** The TCP socket under a ws WebSocket (`_socket` is not public API; absent before open). */
+function rawSocket(ws: WebSocket): Socket | undefined {
+  return (ws as unknown as { _socket?: Socket })._socket;
 }

@@ -8,7 +8,7 @@ import {
   checkChange,
   cloneState,
   emptyState,
-  encodeDelta,
+  encodeDeltaJson,
   encodeSnapshotFrame,
   encodeSync,
   fromFullState,
@@ -114,7 +114,7 @@ export class StateManager {
     } catch (error) {
       throw new StoreError('store_corrupt', `snapshot at version ${stored.snapshot.version} is not valid JSON: ${(error as Error).message}`, { cause: error });
     }
-    for (const record of stored.changes) applyChange(state, record.change);
+    for (const record of stored.changes) applyChange(state, record.change, true);
     const manager = new StateManager(store, stored.epoch, stored.version, state, stored.snapshot.version, options);
     manager.unwatch = store.watch?.(() => manager.requestCatchUp()) ?? null;
     if (!sameLimits(state.limits, options.limits)) {
@@ -330,14 +330,17 @@ export class StateManager {
           rejection = new ChangeRejectedError(problem.code, problem.message);
           break;
         }
-        applyChange(this.working, change);
-        records.push({ version: this.currentVersion + records.length + 1, change });
+        // The change is the manager's own validated copy (zod builds new objects), never
+        // mutated: both states share its entities instead of copying them (owned = true).
+        applyChange(this.working, change, true);
+        // Encoded once: the store writes this JSON and the delta frame wraps it.
+        records.push({ version: this.currentVersion + records.length + 1, change, json: JSON.stringify(change) });
       }
       if (rejection) {
         if (records.length > before) {
           records.length = before;
           this.working = cloneState(this.committed);
-          for (const record of records) applyChange(this.working, record.change);
+          for (const record of records) applyChange(this.working, record.change, true);
         }
         rejected.push([pending, rejection]);
       } else {
@@ -351,10 +354,11 @@ export class StateManager {
   private publish(records: readonly ChangeRecord[]): void {
     this.stats.commits++;
     for (const record of records) {
-      applyChange(this.committed, record.change);
+      applyChange(this.committed, record.change, true);
       this.currentVersion = record.version;
       this.stats.changes++;
-      const delta: Frame = { version: record.version, data: Buffer.from(encodeDelta(this.epoch, record.version, record.change)) };
+      const json = record.json ?? JSON.stringify(record.change);
+      const delta: Frame = { version: record.version, data: Buffer.from(encodeDeltaJson(this.epoch, record.version, json)) };
       for (const listener of this.listeners) {
         try {
           listener(record, delta);

@@ -92,7 +92,7 @@ export class PgStore implements Store {
       await this.transaction(async (client) => {
         const current = (await client.query<{ version: number }>('SELECT version FROM store_meta WHERE id = 1 FOR UPDATE')).rows[0]!.version;
         if (current !== first - 1) throw new StoreError('store_conflict', `another instance committed up to version ${current}; expected ${first - 1}`);
-        await client.query('INSERT INTO changes (version, change) SELECT * FROM unnest($1::bigint[], $2::text[])', [records.map((r) => r.version), records.map((r) => JSON.stringify(r.change))]);
+        await client.query('INSERT INTO changes (version, change) SELECT * FROM unnest($1::bigint[], $2::text[])', [records.map((r) => r.version), records.map((r) => r.json ?? JSON.stringify(r.change))]);
         const output = records.filter((r): r is ChangeRecord & { change: Extract<Change, { type: 'command_progress' }> } => r.change.type === 'command_progress');
         if (output.length > 0) {
           await client.query('INSERT INTO command_output (command_id, version, chunk) SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[])', [

@@ -142,8 +142,8 @@ export class SqliteStore implements Store {
     this.insertOutput = db.prepare('INSERT INTO command_output (command_id, version, chunk) VALUES (?, ?, ?)');
     this.setVersion = db.prepare('UPDATE store_meta SET version = ? WHERE id = 1');
     this.commitTxn = db.transaction((records: readonly ChangeRecord[]) => {
-      for (const { version, change } of records) {
-        this.insertChange.run(version, JSON.stringify(change));
+      for (const { version, change, json } of records) {
+        this.insertChange.run(version, json ?? JSON.stringify(change));
         if (change.type === 'command_progress') this.insertOutput.run(change.id, version, change.output);
       }
       this.setVersion.run(records[records.length - 1]!.version);

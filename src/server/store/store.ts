@@ -7,6 +7,8 @@ import type { Change } from '../../protocol/schema.js';
 export interface ChangeRecord {
   version: number;
   change: Change;
+  /** `JSON.stringify(change)`, when already encoded: the store and the delta frame reuse it. */
+  json?: string;
 }
 
 /** What a store holds when opened: enough to rebuild the state by folding. */

@@ -1,0 +1,9 @@
+// The tiny sizes CI runs (`npm run bench -- --smoke`, test/bench-smoke.test.ts): seconds, not
+// minutes, only to keep the benchmarks from rotting. The numbers they give mean nothing.
+export const SMOKE = {
+  fanout: { clients: [20], repeats: 1, seconds: 0.3, deliveries: 2000, rates: [20, 100] },
+  writes: { changes: 500, httpChanges: 100, repeats: 1 },
+  storm: { clients: 20, hosts: 200, repeats: 1 },
+  browser: { hosts: 50, rate: 500, seconds: 1 },
+};
+

@@ -1,0 +1,63 @@
+// `npm run bench`: every benchmark in one run, with the peers side by side, then the targets of
+// issue 6 checked against the medians. `--smoke` runs tiny sizes (seconds), as CI does.
+import { parseArgs } from 'node:util';
+import { run as fanout } from './fanout.mjs';
+import { run as writes } from './writes.mjs';
+import { run as storm } from './storm.mjs';
+import { run as browser } from './browser.mjs';
+import { SMOKE } from './lib/smoke-sizes.mjs';
+
+const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, only: { type: 'string' } } });
+const smoke = Boolean(values.smoke);
+const only = values.only ? new Set(values.only.split(',')) : null;
+const want = (name) => !only || only.has(name);
+
+const results = {};
+if (want('fanout')) {
+  results.fanout = await fanout(smoke ? SMOKE.fanout : {});
+  console.log('\n== fan-out', JSON.stringify(results.fanout.settings));
+  console.table(results.fanout.rows);
+  console.table(results.fanout.ratios);
+}
+if (want('writes')) {
+  results.writes = await writes(smoke ? SMOKE.writes : {});
+  console.log('\n== writes (median of repeats)');
+  console.table(results.writes.rows);
+}
+if (want('storm')) {
+  results.storm = await storm(smoke ? SMOKE.storm : {});
+  console.log('\n== reconnect storm');
+  console.table(results.storm.rows);
+}
+if (want('browser')) {
+  results.browser = await browser(smoke ? SMOKE.browser : {});
+  console.log('\n== browser');
+  console.table(results.browser.rows);
+}
+
+const checks = [];
+const at1000 = results.fanout?.ratios.find((r) => r.clients === 1000);
+const ours1000 = results.fanout?.rows.find((r) => r.clients === 1000 && r.peer.startsWith('nixfleet'));
+if (at1000) {
+  checks.push(['fan-out ÷ Socket.IO at 1000 clients ≥ 3', at1000['nixfleet ÷ Socket.IO'], at1000['nixfleet ÷ Socket.IO'] >= 3]);
+  checks.push(['fan-out ÷ plain ws at 1000 clients ≥ 2', at1000['nixfleet ÷ plain ws'], at1000['nixfleet ÷ plain ws'] >= 2]);
+}
+if (ours1000) {
+  checks.push(['p99 ms at 100/s to 1000 clients ≤ 30', ours1000['p99 ms @100/s'], ours1000['p99 ms @100/s'] <= 30]);
+  checks.push(['RSS KiB per idle connection ≤ 10', ours1000['RSS KiB/idle conn'], ours1000['RSS KiB/idle conn'] <= 10]);
+}
+const normal = results.writes?.rows.find((r) => r.synchronous === 'NORMAL' && r.path.includes('group commit'));
+if (normal) checks.push(['durable changes/s via apply, NORMAL ≥ 50,000', normal['changes/s'], normal['changes/s'] >= 50_000]);
+const s = results.storm?.rows[0];
+if (s) {
+  const oneEach = s['full-state encodings / versions'].split(' ').every((p) => p === '1/1');
+  checks.push(['storm: 1 full-state encoding per version', s['full-state encodings / versions'], oneEach]);
+  checks.push(['storm: all clients live within 2 s', s['all live s (median)'], s['all live s (median)'] <= 2]);
+}
+const b = results.browser?.rows[0];
+if (b) checks.push(['browser: p95 frame interval ≤ 16.7 ms (one 60 Hz frame)', b['frame interval p95 ms'], b['frame interval p95 ms'] <= 16.7]);
+if (!smoke && checks.length) {
+  console.log('\n== targets (issue 6)');
+  console.table(checks.map(([target, value, met]) => ({ target, value, met })));
+}
+export default results;

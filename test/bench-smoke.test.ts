@@ -1,0 +1,49 @@
+// Runs every benchmark under bench/ at a tiny size, so they cannot rot: each must finish and
+// produce numbers. Not a performance test; the figures are meaningless at these sizes.
+import { existsSync } from 'node:fs';
+import { execSync } from 'node:child_process';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// @ts-expect-error -- plain ESM scripts without types
+import { SMOKE } from '../bench/lib/smoke-sizes.mjs';
+
+type Row = Record<string, unknown>;
+const load = async (name: string): Promise<{ run: (options: unknown) => Promise<{ rows: Row[]; ratios?: Row[] }> }> => import(`../bench/${name}.mjs`);
+
+function expectNumbers(row: Row, keys: string[]): void {
+  for (const key of keys) {
+    expect(typeof row[key], key).toBe('number');
+    expect(Number.isFinite(row[key] as number), key).toBe(true);
+  }
+}
+
+beforeAll(() => {
+  // The benchmarks run the built server, like `npm run bench` does.
+  if (!existsSync('dist/server/server.js') || !existsSync('dist/dashboard/index.html')) execSync('npm run build --silent', { stdio: 'inherit' });
+}, 120_000);
+
+describe('benchmarks at smoke size', () => {
+  it('fan-out: ours, plain ws and Socket.IO deliver, with latency and memory figures', async () => {
+    const { rows, ratios } = await (await load('fanout')).run(SMOKE.fanout);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) expectNumbers(row, ['deliveries/s', 'server CPU µs/delivery', 'p50 ms @20/s', 'p99 ms @100/s']);
+    expectNumbers(ratios![0]!, ['nixfleet ÷ plain ws', 'nixfleet ÷ Socket.IO']);
+  }, 60_000);
+
+  it('writes: apply and HTTP, FULL and NORMAL', async () => {
+    const { rows } = await (await load('writes')).run(SMOKE.writes);
+    expect(rows).toHaveLength(6);
+    for (const row of rows) expectNumbers(row, ['changes/s']);
+  }, 60_000);
+
+  it('reconnect storm: every client gets init, one full-state encoding per version', async () => {
+    const { rows } = await (await load('storm')).run(SMOKE.storm);
+    expectNumbers(rows[0]!, ['all live s (median)', 'peak RSS MiB']);
+    expect(rows[0]!['full-state encodings / versions']).toBe('1/1');
+  }, 60_000);
+
+  it('browser: the dashboard renders frames and catches up', async () => {
+    const { rows } = await (await load('browser')).run(SMOKE.browser);
+    expectNumbers(rows[0]!, ['frame interval p95 ms', 'caught up after stop ms']);
+  }, 60_000);
+});
