@@ -2,6 +2,7 @@
 // its running command's op/status or its selection changes (entities keep their identity while
 // unchanged, see store.ts). Fixed column widths: nothing moves when a heartbeat lands.
 import { canOperate } from '../session.js';
+import { useVisibleRows } from '../visible-rows.js';
 import { memo } from '../memo.js';
 import { useEffect, useRef } from 'preact/hooks';
 import type { Command, Host } from '../../protocol/schema.js';
@@ -66,6 +67,15 @@ const HostRow = memo(function HostRow({ host, commandOp, commandStatus, selected
   );
 });
 
+/** Stands in for rows that are off screen, keeping the scroll height true. */
+function Spacer({ height }: { height: number }) {
+  return (
+    <tr class="spacer-row" aria-hidden="true">
+      <td colSpan={11} style={{ height: `${height}px`, padding: 0, border: 0 }} />
+    </tr>
+  );
+}
+
 function SelectAll({ ids }: { ids: readonly string[] }) {
   const ref = useRef<HTMLInputElement>(null);
   const selected = selection.value;
@@ -83,6 +93,8 @@ export function HostsTable() {
   const commands = store.commandsById.value;
   const selected = selection.value;
   const hasState = store.hasState.value;
+  // Only the rows on screen are rendered in a large fleet; the rest is a spacer of their height.
+  const { ref, range } = useVisibleRows<HTMLTableSectionElement>(hosts.length);
   return (
     <div class="table-scroll" role="region" aria-label="Hosts table" tabIndex={0}>
       <table class="hosts">
@@ -120,11 +132,13 @@ export function HostsTable() {
             </th>
           </tr>
         </thead>
-        <tbody>
-          {hosts.map((host) => {
+        <tbody ref={ref}>
+          {range.before > 0 ? <Spacer height={range.before} /> : null}
+          {hosts.slice(range.start, range.end).map((host) => {
             const command = host.pending_command ? commands.get(host.pending_command) : undefined;
             return <HostRow key={host.id} host={host} commandOp={command?.op ?? null} commandStatus={command?.status ?? null} selected={selected.has(host.id)} />;
           })}
+          {range.after > 0 ? <Spacer height={range.after} /> : null}
           {hosts.length === 0 ? (
             <tr class="empty-row">
               <td colSpan={11}>{hasState ? 'No hosts yet. Add one with the form above.' : 'Waiting for the fleet state…'}</td>
