@@ -231,7 +231,7 @@ describe('StateSync', () => {
         clearTimeout: (h) => clearTimeout(h as never),
       },
     });
-    await until(() => accepted >= 6, 5000, 'six attempts');
+    await until(() => accepted >= 6 && delays.length >= 6, 5000, 'six attempts and their delays');
     sync.close();
     // 20·2^n capped at 160 (random() = 1 gives the ceiling), never reset by a successful open.
     expect(delays.slice(0, 6)).toEqual([20, 40, 80, 160, 160, 160]);
