@@ -187,10 +187,9 @@ export class AuthService {
 
   async removeUser(name: string): Promise<void> {
     this.requireUser(name);
-    await this.store.deleteUser(name);
+    await this.store.deleteUser(name); // its sessions go with it (ON DELETE CASCADE)
     this.users.delete(name.toLowerCase());
-    for (const [id, session] of this.sessions) if (session.userName.toLowerCase() === name.toLowerCase()) this.sessions.delete(id);
-    this.revoked();
+    this.endSessionsOf(name);
   }
 
   async setRole(name: string, role: UserRole): Promise<void> {

@@ -1,15 +1,13 @@
 // Login, logout and the management of users and API tokens over HTTP. Logging out, revoking
 // a token or removing a user closes the sockets that used them (the hub listens to AuthService).
-import type { ServerResponse } from 'node:http';
 import { z } from 'zod';
 import { IdSchema } from '../../protocol/schema.js';
-import { AuthError, type AuthService } from '../auth/auth-service.js';
-import { TOKEN_ROLES, USER_ROLES } from '../auth/roles.js';
+import { AuthError, sha256, type AuthService } from '../auth/auth-service.js';
+import { actorOf, TOKEN_ROLES, USER_ROLES, type Principal } from '../auth/roles.js';
 import { readJsonBody } from './body.js';
 import { HttpError, sendJson } from './http-error.js';
 import type { Router } from './router.js';
 import { clearedSessionCookie, readSessionCookie, sessionCookie } from './session-cookie.js';
-import { sha256 } from '../auth/auth-service.js';
 
 const LoginBody = z.strictObject({
   username: z.string().min(1).max(64),
@@ -63,7 +61,7 @@ export function addAuthRoutes(router: Router, auth: AuthService, options: AuthRo
     })
     .on('POST', '/api/tokens', 'admin', async (req, res, _params, ctx) => {
       const body = await readJsonBody(req, CreateTokenBody, limit);
-      const created = await authCall(() => auth.createToken({ name: body.name, role: body.role, hostId: body.host_id ?? null }, actor(ctx.principal)));
+      const created = await authCall(() => auth.createToken({ name: body.name, role: body.role, hostId: body.host_id ?? null }, ctx.principal ? actorOf(ctx.principal) : null));
       sendJson(res, 201, created);
     })
     .on('DELETE', '/api/tokens/:id', 'admin', async (_req, res, params) => {
@@ -109,12 +107,7 @@ function toTokenJson(t: ReturnType<AuthService['listTokens']>[number]) {
   return { id: t.id, name: t.name, role: t.role, host_id: t.hostId, created_by: t.createdBy, created_at: t.createdAt, revoked_at: t.revokedAt };
 }
 
-function actor(principal: import('../auth/roles.js').Principal | null): string | null {
-  if (!principal) return null;
-  return principal.kind === 'session' ? principal.user : `token:${principal.name}`;
-}
-
-function selfOrAdmin(principal: import('../auth/roles.js').Principal | null, name: string): void {
+function selfOrAdmin(principal: Principal | null, name: string): void {
   const self = principal?.kind === 'session' && principal.user.toLowerCase() === name.toLowerCase();
   if (!self && principal?.role !== 'admin') throw new HttpError(403, 'forbidden', 'only an admin may change another user\'s second factor');
 }
@@ -141,4 +134,3 @@ async function authCall<T>(fn: () => Promise<T>): Promise<T> {
   }
 }
 
-export type { ServerResponse };

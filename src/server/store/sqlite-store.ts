@@ -151,11 +151,6 @@ export class SqliteStore implements Store {
   }
 
   async commit(records: readonly ChangeRecord[]): Promise<void> {
-    this.commitSync(records);
-  }
-
-  /** The synchronous form of `commit`, for callers that want the write done in this tick. */
-  commitSync(records: readonly ChangeRecord[]): void {
     this.requireOpen();
     if (records.length === 0) return;
     records.forEach((record, i) => {
