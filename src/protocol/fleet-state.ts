@@ -141,7 +141,14 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
  * The reducer itself never mutates an entity in place (updates replace it), so sharing is safe.
  */
 export function applyChange(state: FleetState, change: Change, owned = false): void {
-  if (checkChange(state, change) !== null) return;
+  if (checkChange(state, change) === null) applyValidChange(state, change, owned);
+}
+
+/**
+ * `applyChange` for a caller that has just run `checkChange(state, change)` itself and got null
+ * (the server's staging step), so the check is not paid twice on the write path.
+ */
+export function applyValidChange(state: FleetState, change: Change, owned = false): void {
   const copy = owned ? <T>(value: T): T => value : structuredClone;
   switch (change.type) {
     case 'host_added':

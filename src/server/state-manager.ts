@@ -5,6 +5,7 @@
 import {
   ChangeSchema,
   applyChange,
+  applyValidChange,
   checkChange,
   cloneState,
   emptyState,
@@ -332,7 +333,7 @@ export class StateManager {
         }
         // The change is the manager's own validated copy (zod builds new objects), never
         // mutated: both states share its entities instead of copying them (owned = true).
-        applyChange(this.working, change, true);
+        applyValidChange(this.working, change, true);
         // Encoded once: the store writes this JSON and the delta frame wraps it.
         records.push({ version: this.currentVersion + records.length + 1, change, json: JSON.stringify(change) });
       }
@@ -340,7 +341,7 @@ export class StateManager {
         if (records.length > before) {
           records.length = before;
           this.working = cloneState(this.committed);
-          for (const record of records) applyChange(this.working, record.change, true);
+          for (const record of records) applyValidChange(this.working, record.change, true);
         }
         rejected.push([pending, rejection]);
       } else {
