@@ -64,6 +64,31 @@ describe('dashboard', () => {
     await page.close();
   });
 
+  it('takes a deflated init from the server (permessage-deflate) and shows the whole state', async () => {
+    for (let i = 0; i < 30; i++) await http.post('/api/hosts', { hostname: `deflate-${i}`, status: 'online', last_seen: ago(1) });
+    const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+    const cdp = await page.context().newCDPSession(page);
+    await cdp.send('Network.enable');
+    const extensions: string[] = [];
+    const firstFrames: string[] = [];
+    cdp.on('Network.webSocketHandshakeResponseReceived', (event) => {
+      const headers = event.response.headers as Record<string, string>;
+      extensions.push(Object.entries(headers).find(([name]) => name.toLowerCase() === 'sec-websocket-extensions')?.[1] ?? '');
+    });
+    cdp.on('Network.webSocketFrameReceived', (event) => {
+      if (firstFrames.length === 0) firstFrames.push(event.response.payloadData as string);
+    });
+    await logIn(page, server.url, TEST_ADMIN_PASSWORD);
+    await page.waitForSelector('[data-testid="sync-status"][data-status="live"]', { timeout: 10_000 });
+    expect(extensions[0]).toContain('permessage-deflate');
+    const init = JSON.parse(firstFrames[0]!) as { type: string; payload: { hosts: Array<{ id: string }> } };
+    expect(init.type).toBe('init');
+    expect(firstFrames[0]!.length).toBeGreaterThan(1024); // large enough to have gone out deflated
+    for (let i = 0; i < 30; i++) expect(init.payload.hosts.some((h) => h.id === `deflate-${i}`)).toBe(true);
+    await page.locator('tr[data-host-id="deflate-29"]').waitFor({ timeout: 2000 });
+    await page.close();
+  });
+
   it('shows the sync status as live at the server version and epoch', async () => {
     const page = await openDashboard({ width: 1280, height: 800 });
     await http.post('/api/events', { level: 'info', category: 'test', message: 'bump the version' });

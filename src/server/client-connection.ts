@@ -5,6 +5,7 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Principal } from './auth/roles.js';
+import { acceptsDeflatedSnapshot, DEFLATE_MIN_BYTES, deflatedPayload, writeDeflatedText } from './deflated-snapshot.js';
 import type { Frame } from './state-manager.js';
 
 export interface ClientConnectionOptions {
@@ -18,6 +19,10 @@ export interface ClientConnectionOptions {
    * `flush()` once later in the same turn (the hub does, for all its clients, in one tick).
    */
   onCork?: (client: ClientConnection) => void;
+  /** Send init and full_state deflated when the socket negotiated permessage-deflate. */
+  deflateSnapshots?: boolean;
+  /** Told each time a snapshot had to be deflated (once per version when caching works). */
+  onDeflate?: () => void;
 }
 
 let nextClientId = 1;
@@ -40,6 +45,8 @@ export class ClientConnection {
   closing: Promise<void> | null = null;
   private snapshotBytes = 0;
   private corked = false;
+  /** Whether snapshots go to this socket deflated (known from the handshake). */
+  private readonly deflates: boolean;
   private tokens: number;
   private tokensAt: number;
 
@@ -51,6 +58,7 @@ export class ClientConnection {
   ) {
     this.tokens = options.messagesPerSecond * 2;
     this.tokensAt = options.now();
+    this.deflates = options.deflateSnapshots === true && acceptsDeflatedSnapshot(socket);
   }
 
   get isOpen(): boolean {
@@ -83,6 +91,15 @@ export class ClientConnection {
   sendSnapshot(frame: Frame, onWritten?: () => void): void {
     if (!this.isOpen) return;
     this.staleSince = null;
+    const raw = rawSocket(this.socket);
+    if (this.deflates && frame.data.length >= DEFLATE_MIN_BYTES && raw && !raw.destroyed) {
+      const payload = deflatedPayload(frame, this.options.onDeflate);
+      this.snapshotBytes = payload.length;
+      this.cork();
+      this.sentVersion = frame.version;
+      writeDeflatedText(raw, payload, onWritten);
+      return;
+    }
     // The full state is shared memory (one buffer for every client), so it does not count
     // against this client's own bound.
     this.snapshotBytes = frame.data.length;
@@ -109,17 +126,23 @@ export class ClientConnection {
 
   private write(frame: Frame, onWritten?: () => void): void {
     this.sentVersion = frame.version;
-    if (!this.corked && this.options.onCork) {
-      // Corked bytes still count in bufferedAmount, so the bound above keeps working.
-      const raw = rawSocket(this.socket);
-      if (raw && !raw.destroyed) {
-        raw.cork();
-        this.corked = true;
-        this.options.onCork(this);
-      }
+    this.cork();
+    // The Buffer is shared by every client; binary:false keeps it a text frame. compress:false
+    // always: ws must never deflate (per client, and asynchronously, which would let a later
+    // frame overtake it); only snapshots are deflated, once, by sendSnapshot.
+    this.socket.send(frame.data, { binary: false, compress: false }, onWritten);
+  }
+
+  /** Corks the socket for the rest of this turn (once); the hub uncorks it with flush(). */
+  private cork(): void {
+    if (this.corked || !this.options.onCork) return;
+    // Corked bytes still count in bufferedAmount, so the bound in send() keeps working.
+    const raw = rawSocket(this.socket);
+    if (raw && !raw.destroyed) {
+      raw.cork();
+      this.corked = true;
+      this.options.onCork(this);
     }
-    // The Buffer is shared by every client; binary:false keeps it a text frame.
-    this.socket.send(frame.data, { binary: false }, onWritten);
   }
 }
 

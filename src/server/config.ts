@@ -28,6 +28,8 @@ export interface ServerConfig {
   maxBodyBytes: number;
   /** Open WebSocket connections accepted; more are closed with 1013. */
   maxClients: number;
+  /** Negotiate permessage-deflate and send init/full_state deflated (deltas never are). */
+  deflateSnapshots: boolean;
   /** SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes. */
   sqliteSynchronous: SqliteSynchronous;
   /** A snapshot of the state is written every N changes, so a restart replays at most N. */
@@ -67,6 +69,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   clientMessagesPerSecond: 20,
   maxBodyBytes: 1024 * 1024,
   maxClients: 10_000,
+  deflateSnapshots: true,
   sqliteSynchronous: 'FULL',
   snapshotEvery: 1000,
   changeLogRetention: 10_000,
@@ -120,6 +123,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     clientMessagesPerSecond: d.clientMessagesPerSecond,
     maxBodyBytes: d.maxBodyBytes,
     maxClients: read('NIXFLEET_MAX_CLIENTS', d.maxClients, intIn(1, 1_000_000)),
+    deflateSnapshots: read('NIXFLEET_WS_DEFLATE', d.deflateSnapshots, parseOnOff),
     sqliteSynchronous: read('NIXFLEET_SQLITE_SYNCHRONOUS', d.sqliteSynchronous, parseSynchronous),
     snapshotEvery: read('NIXFLEET_SNAPSHOT_EVERY', d.snapshotEvery, intIn(1, 10_000_000)),
     changeLogRetention: read('NIXFLEET_CHANGE_LOG_RETENTION', d.changeLogRetention, intIn(0, 100_000_000)),
@@ -192,6 +196,13 @@ function parseOrigins(raw: string): string[] {
     }
     return trimmed;
   });
+}
+
+function parseOnOff(raw: string): boolean {
+  const value = raw.toLowerCase();
+  if (['on', 'true', '1', 'yes'].includes(value)) return true;
+  if (['off', 'false', '0', 'no'].includes(value)) return false;
+  throw new Error('expected on or off');
 }
 
 function parseSynchronous(raw: string): SqliteSynchronous {

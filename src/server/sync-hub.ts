@@ -24,6 +24,11 @@ export interface SyncHubOptions {
   now?: () => number;
   /** Re-checks the credential behind each socket; a socket whose credential ended is closed with 4401. */
   credentials?: CredentialCheck;
+  /**
+   * Negotiate permessage-deflate and send init/full_state deflated (once per version, shared by
+   * every client). Deltas are never compressed. Default true.
+   */
+  deflateSnapshots?: boolean;
 }
 
 export interface CredentialCheck {
@@ -56,7 +61,8 @@ export class SyncHub {
   /** Clients whose socket was corked in this turn; all are uncorked in one process.nextTick. */
   private corked: ClientConnection[] = [];
   private flushScheduled = false;
-  readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0, rateLimitClosed: 0 };
+  readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0, rateLimitClosed: 0, snapshotDeflations: 0 };
+  private readonly deflates: boolean;
 
   constructor(
     private readonly manager: StateManager,
@@ -64,10 +70,13 @@ export class SyncHub {
   ) {
     this.logger = options.logger ?? silentLogger;
     this.now = options.now ?? Date.now;
+    this.deflates = options.deflateSnapshots ?? true;
     this.wss = new WebSocketServer({
       noServer: true,
       maxPayload: options.maxClientMessageBytes,
-      perMessageDeflate: false,
+      // Accepting the extension costs an idle connection nothing (ws creates zlib contexts only
+      // when a compressed frame arrives); server_no_context_takeover makes each message standalone.
+      perMessageDeflate: this.deflates ? { serverNoContextTakeover: true, clientNoContextTakeover: true } : false,
       clientTracking: false,
     });
   }
@@ -130,6 +139,8 @@ export class SyncHub {
       messagesPerSecond: this.options.clientMessagesPerSecond,
       now: this.now,
       onCork: this.onCork,
+      deflateSnapshots: this.deflates,
+      onDeflate: this.onDeflate,
     }, principal);
     ws.on('message', (data, isBinary) => {
       try {
@@ -194,7 +205,7 @@ export class SyncHub {
   }
 
   private reject(client: ClientConnection, code: ErrorCode, message: string): void {
-    if (client.isOpen) client.socket.send(encodeError(code, message));
+    if (client.isOpen) client.socket.send(encodeError(code, message), { compress: false });
   }
 
   /**
@@ -222,6 +233,10 @@ export class SyncHub {
    * current synchronous work and its microtasks (a whole committed batch), so the frames queued
    * for it leave in one writev instead of one syscall each. Each frame is still its own message.
    */
+  private readonly onDeflate = (): void => {
+    this.stats.snapshotDeflations++;
+  };
+
   private readonly onCork = (client: ClientConnection): void => {
     this.corked.push(client);
     if (this.flushScheduled) return;
