@@ -1,12 +1,13 @@
 // Fan-out benchmark: this server's real path against a plain `ws` loop and Socket.IO, clients in
 // child processes. Per peer and client count: deliveries/s of a burst, server CPU per delivery,
-// apply→receipt latency at paced rates, RSS per idle connection. Run after `npm run build`:
+// apply→receipt latency at paced rates. (Memory per idle connection: bench/idle-memory.mjs, which
+// gives each server a fresh process.) Run after `npm run build`:
 //   node --expose-gc bench/fanout.mjs [--clients 100,1000,5000] [--repeats 3] [--seconds 3]
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { PEERS } from './lib/peers.mjs';
 import { ClientPool, next } from './lib/workers.mjs';
-import { median, mergeInto, newHistogram, nowNs, quantileMs, round, settledRss, sleep } from './lib/stats.mjs';
+import { median, mergeInto, newHistogram, nowNs, quantileMs, round, sleep } from './lib/stats.mjs';
 
 const DEFAULTS = { clients: [100, 1000, 5000], peers: ['nixfleet', 'ws', 'sio'], repeats: 3, seconds: 3, rates: [20, 100], deliveries: 200_000, perTurn: 50, workers: 2 };
 
@@ -65,14 +66,7 @@ async function measure(peerName, clients, opts) {
   const peer = await PEERS[peerName]();
   const pool = await ClientPool.start(opts.workers);
   try {
-    // RSS is the issue's measure but noisy in a process that ran earlier cases (freed pages are
-    // reused); the JS heap plus external memory after a full GC is the steadier companion.
-    const heap = () => { const m = process.memoryUsage(); return m.heapUsed + m.external; };
-    const rss0 = await settledRss();
-    const heap0 = heap();
     await pool.connect(peer.kind, peer.url, peer.headers, clients);
-    const rssPerConnKiB = ((await settledRss()) - rss0) / clients / 1024;
-    const heapPerConnKiB = (heap() - heap0) / clients / 1024;
     const runs = [];
     for (let r = 0; r < opts.repeats; r++) runs.push(await throughput(peer, pool, clients, opts));
     const row = {
@@ -80,8 +74,6 @@ async function measure(peerName, clients, opts) {
       clients,
       'deliveries/s': round(median(runs.map((r) => r.perSecond))),
       'server CPU µs/delivery': round(median(runs.map((r) => r.cpuUsPerDelivery)), 2),
-      'RSS KiB/idle conn': round(rssPerConnKiB, 1),
-      'heap KiB/idle conn': round(heapPerConnKiB, 1),
     };
     for (const rate of opts.rates) {
       const l = await latency(peer, pool, clients, rate, opts.seconds);

@@ -23,11 +23,17 @@ beforeAll(() => {
 }, 120_000);
 
 describe('benchmarks at smoke size', () => {
-  it('fan-out: ours, plain ws and Socket.IO deliver, with latency and memory figures', async () => {
+  it('fan-out: ours, plain ws and Socket.IO deliver, with latency figures', async () => {
     const { rows, ratios } = await (await load('fanout')).run(SMOKE.fanout);
     expect(rows).toHaveLength(3);
     for (const row of rows) expectNumbers(row, ['deliveries/s', 'server CPU µs/delivery', 'p50 ms @20/s', 'p99 ms @100/s']);
     expectNumbers(ratios![0]!, ['nixfleet ÷ plain ws', 'nixfleet ÷ Socket.IO']);
+  }, 60_000);
+
+  it('memory: each peer in a fresh process reports RSS and heap per idle connection', async () => {
+    const { rows } = await (await load('idle-memory')).run(SMOKE.memory);
+    expect(rows).toHaveLength(3);
+    for (const row of rows) expectNumbers(row, ['RSS MiB at 0', 'RSS KiB/conn', 'heap+external KiB/conn']);
   }, 60_000);
 
   it('writes: apply and HTTP, FULL and NORMAL', async () => {
@@ -36,11 +42,17 @@ describe('benchmarks at smoke size', () => {
     for (const row of rows) expectNumbers(row, ['changes/s']);
   }, 60_000);
 
-  it('reconnect storm: every client gets init, one full-state encoding per version', async () => {
+  it('reconnect storm: every client gets init, one full-state encoding per version, deflated once when on', async () => {
     const { rows } = await (await load('storm')).run(SMOKE.storm);
-    expectNumbers(rows[0]!, ['all live s (median)', 'peak RSS MiB']);
-    expect(rows[0]!['full-state encodings / versions']).toBe('1/1');
-  }, 60_000);
+    expect(rows.map((r) => r.mode)).toEqual(['deflate+lean', 'deflate+ws', 'plain+lean', 'plain+ws']);
+    for (const row of rows) {
+      expectNumbers(row, ['all live s (median)', 'peak RSS MiB', ...(String(row.mode).endsWith('lean') ? ['init KiB on the wire'] : [])]);
+      expect(row['inits received']).toBe(String(SMOKE.storm.clients));
+      expect(row['encodings / deflations / versions']).toBe(String(row.mode).startsWith('deflate') ? '1/1/1' : '1/0/1');
+    }
+    // Deflated, the init on the wire is a fraction of the plain one.
+    expect(rows[0]!['init KiB on the wire']).toBeLessThan((rows[2]!['init KiB on the wire'] as number) / 4);
+  }, 90_000);
 
   it('browser: the dashboard renders frames and catches up', async () => {
     const { rows } = await (await load('browser')).run(SMOKE.browser);

@@ -1,9 +1,14 @@
-// A child process holding many benchmark clients of one kind (nixfleet, plain ws or Socket.IO);
-// the parent drives it over IPC: connect, expect N messages each, record latency, reconnect.
-// Latency is receipt time minus the `"t=<ns>` stamp the producer put in the message.
+// A child process holding many benchmark clients of one kind (nixfleet, plain ws, Socket.IO, or
+// lean receivers of nixfleet inits); the parent drives it over IPC: connect, expect N messages
+// each, record latency, reconnect. Latency is receipt time minus the `"t=<ns>` stamp the producer
+// put in the message.
 import WebSocket from 'ws';
 import { io } from 'socket.io-client';
+import { decodeKept, openLean } from './lean-receiver.mjs';
 import { newHistogram, nowNs, record, toSparse } from './stats.mjs';
+
+/** One lean receiver in this many keeps its init, which is then decoded and checked. */
+const LEAN_SAMPLE_EVERY = 100;
 
 let clients = [];
 let expectEach = 0;
@@ -13,6 +18,11 @@ let lastAt = 0;
 let latencyOn = false;
 let histogram = newHistogram();
 let inits = 0;
+/** Lean receivers: init bytes received, and the decoded samples' versions. */
+let initBytes = 0;
+let compressedInits = 0;
+let sampled = [];
+let opened = 0;
 const send = (message) => process.send(message);
 
 function stampOf(text) {
@@ -38,17 +48,29 @@ function onMessage(data) {
   if (target > 0 && received === target) send({ ev: 'done', lastAt, received });
 }
 
-/** Opens one client; resolves when it is usable (nixfleet: when its init arrived). */
-function open(kind, url, headers) {
+/** Opens one client; resolves with a handle when it is usable (nixfleet: when its init arrived). */
+function open(kind, url, headers, deflate) {
+  const index = opened++;
+  if (kind === 'lean') {
+    const keep = index % LEAN_SAMPLE_EVERY === 0;
+    return openLean(url, headers, { deflate, keep }).then((init) => {
+      inits++;
+      initBytes += init.bytes;
+      if (init.compressed) compressedInits++;
+      if (keep) sampled.push(init);
+      return { close: () => init.socket.destroy() };
+    });
+  }
   return new Promise((resolve, reject) => {
     if (kind === 'sio') {
       const socket = io(url, { transports: ['websocket'], forceNew: true, reconnection: false, extraHeaders: headers });
       socket.on('d', onMessage);
-      socket.once('connect', () => resolve(socket));
+      socket.once('connect', () => resolve({ close: () => socket.disconnect() }));
       socket.once('connect_error', reject);
       return;
     }
-    const ws = new WebSocket(url, { headers, perMessageDeflate: false });
+    const ws = new WebSocket(url, { headers, perMessageDeflate: deflate });
+    const handle = { close: () => ws.terminate() };
     ws.on('error', reject); // stays attached: a reset after open must not crash the worker
     ws.on('message', (data) => {
       // nixfleet frames start with {"type":" — byte 9 is 'd' for delta, 'i' for init.
@@ -56,28 +78,39 @@ function open(kind, url, headers) {
       if (data[9] === 0x64) return onMessage(data);
       if (data[9] === 0x69) {
         inits++;
-        resolve(ws);
+        resolve(handle);
       }
     });
-    if (kind === 'ws') ws.once('open', () => resolve(ws));
+    if (kind === 'ws') ws.once('open', () => resolve(handle));
   });
 }
 
-async function connectAll(kind, url, headers, count, parallel) {
+/** Decodes the kept inits; every one must be an init at one version. */
+function checkSamples() {
+  const versions = new Set();
+  for (const init of sampled) {
+    const message = decodeKept(init);
+    if (message.type !== 'init') throw new Error(`a lean receiver's first message was ${message.type}, not init`);
+    versions.add(message.version);
+  }
+  const result = { verified: sampled.length, versions: [...versions] };
+  sampled = [];
+  return result;
+}
+
+async function connectAll({ kind, url, headers = {}, count, deflate = kind === 'nixfleet' || kind === 'lean' }, parallel) {
   const started = nowNs();
   const result = [];
+  opened = 0;
   for (let i = 0; i < count; i += parallel) {
-    const chunk = await Promise.all(Array.from({ length: Math.min(parallel, count - i) }, () => open(kind, url, headers)));
+    const chunk = await Promise.all(Array.from({ length: Math.min(parallel, count - i) }, () => open(kind, url, headers, deflate)));
     result.push(...chunk);
   }
   return { clients: result, ms: (nowNs() - started) / 1e6 };
 }
 
-function closeAll(kind) {
-  for (const c of clients) {
-    if (kind === 'sio') c.disconnect();
-    else c.terminate();
-  }
+function closeAll() {
+  for (const c of clients) c.close();
   clients = [];
 }
 
@@ -87,9 +120,9 @@ process.on('message', async (msg) => {
     switch (msg.cmd) {
       case 'connect': {
         spec = msg;
-        const { clients: opened, ms } = await connectAll(msg.kind, msg.url, msg.headers ?? {}, msg.count, msg.parallel ?? 250);
-        clients = opened;
-        return send({ ev: 'connected', ms, count: clients.length });
+        const connected = await connectAll(msg, msg.parallel ?? 250);
+        clients = connected.clients;
+        return send({ ev: 'connected', ms: connected.ms, count: clients.length });
       }
       case 'expect':
         received = 0;
@@ -109,14 +142,18 @@ process.on('message', async (msg) => {
         return send({ ev: 'collected', received, histogram: toSparse(histogram) });
       case 'reconnect': {
         // Drop every socket and open them all again at once (a storm after a restart or deploy).
-        closeAll(spec.kind);
+        closeAll();
         inits = 0;
-        const { clients: opened, ms } = await connectAll(spec.kind, spec.url, spec.headers ?? {}, spec.count, spec.count);
-        clients = opened;
-        return send({ ev: 'reconnected', ms, inits, doneAt: nowNs() });
+        initBytes = 0;
+        compressedInits = 0;
+        sampled = [];
+        const reconnected = await connectAll(spec, spec.count);
+        const doneAt = nowNs();
+        clients = reconnected.clients;
+        return send({ ev: 'reconnected', ms: reconnected.ms, inits, initBytes, compressedInits, samples: checkSamples(), doneAt });
       }
       case 'close':
-        closeAll(spec?.kind);
+        closeAll();
         send({ ev: 'closed' });
         return setTimeout(() => process.exit(0), 20);
     }

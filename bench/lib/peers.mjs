@@ -18,9 +18,9 @@ export function stampedEvent() {
   };
 }
 
-export async function startNixfleet({ synchronous = 'FULL' } = {}) {
+export async function startNixfleet({ synchronous = 'FULL', deflateSnapshots = true } = {}) {
   const tmp = withTempDir();
-  const server = await startServer({ listenHost: '127.0.0.1', listenPort: 0, dataDir: tmp.dir, logLevel: 'silent', sqliteSynchronous: synchronous, maxClients: 20_000 });
+  const server = await startServer({ listenHost: '127.0.0.1', listenPort: 0, dataDir: tmp.dir, logLevel: 'silent', sqliteSynchronous: synchronous, maxClients: 20_000, deflateSnapshots });
   const { token } = await server.auth.createToken({ name: 'bench', role: 'admin' }, 'bench');
   return {
     name: `nixfleet (apply→commit ${synchronous}→broadcast)`,

@@ -4,6 +4,7 @@ export const SMOKE = {
   fanout: { clients: [20], repeats: 1, seconds: 0.3, deliveries: 2000, rates: [20, 100] },
   writes: { changes: 500, httpChanges: 100, repeats: 1 },
   storm: { clients: 20, hosts: 200, repeats: 1 },
+  memory: { clients: 20, steps: 2 },
   browser: { hosts: 50, rate: 500, seconds: 1 },
 };
 

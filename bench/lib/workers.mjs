@@ -26,10 +26,13 @@ export class ClientPool {
     }));
   }
 
-  /** Opens `total` clients split evenly between the workers. */
-  connect(kind, url, headers, total, timeoutMs = 120_000) {
+  /**
+   * Opens `total` clients split evenly between the workers. `deflate` offers permessage-deflate
+   * (default: yes for nixfleet and lean clients, as browsers do; no for the peers).
+   */
+  connect(kind, url, headers, total, { deflate, timeoutMs = 120_000 } = {}) {
     const n = this.workers.length;
-    return this.ask('connected', (i) => ({ cmd: 'connect', kind, url, headers, count: Math.floor(total / n) + (i < total % n ? 1 : 0) }), timeoutMs);
+    return this.ask('connected', (i) => ({ cmd: 'connect', kind, url, headers, deflate, count: Math.floor(total / n) + (i < total % n ? 1 : 0) }), timeoutMs);
   }
 
   async close() {
