@@ -12,7 +12,7 @@ const options = {
   format: 'esm',
   target: 'es2022',
   outdir,
-  minify: true,
+  minify: !process.env.NO_MINIFY, // NO_MINIFY=1: readable names in browser CPU profiles
   sourcemap: true,
   jsx: 'automatic',
   jsxImportSource: 'preact',

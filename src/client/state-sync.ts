@@ -41,6 +41,10 @@ export interface StatusEvent {
 }
 
 /** One state change: a delta applied, or the whole state replaced (init or full_state). */
+/**
+ * What changed. A delta's `change` shares its objects with `state` (nothing is copied on the way
+ * in): treat both as read-only, as the dashboard does.
+ */
 export type ChangeEvent =
   | { kind: 'delta'; change: Change; version: number; epoch: string }
   | { kind: 'snapshot'; source: 'init' | 'full_state'; version: number; epoch: string; epochChanged: boolean };
@@ -87,7 +91,8 @@ const OPEN = 1;
 const TERMINAL_CLOSE_CODES = new Set([4401, 4403]);
 
 export class StateSync extends Emitter<StateSyncEvents> {
-  private readonly engine = new SyncEngine();
+  /** Owns what it receives: each message is parsed from its frame here and handed over. */
+  private readonly engine = new SyncEngine(true);
   private readonly options: Required<Omit<StateSyncOptions, 'page' | 'WebSocket'>> & { WebSocket: WebSocketConstructorLike };
   private readonly page: PageLike | null;
   private socket: WebSocketLike | null = null;

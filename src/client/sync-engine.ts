@@ -57,6 +57,13 @@ export class SyncEngine {
     resyncs: { gap: 0, drift: 0, epoch: 0, behind: 0, visibility: 0, pageshow: 0, online: 0, manual: 0 },
   };
 
+  /**
+   * @param ownsMessages Messages given to `receive` are the engine's from then on (StateSync
+   *   parses each frame afresh): the state takes their entities without copying them. Leave it
+   *   false when the caller keeps or reuses the messages it passes in.
+   */
+  constructor(private readonly ownsMessages = false) {}
+
   /** A new connection: nothing is pending on it, and its first frame will be an init. */
   connectionReset(): void {
     this.pendingResync = null;
@@ -149,7 +156,7 @@ export class SyncEngine {
   }
 
   private apply(version: number, change: Change, result: EngineResult): void {
-    applyChange(this.state!, change);
+    applyChange(this.state!, change, this.ownsMessages);
     this.version = version;
     this.counters.deltasApplied++;
     result.applied.push({ change, version });

@@ -626,6 +626,25 @@ describe('applyChange', () => {
   });
 });
 
+describe('updates from a parsed frame', () => {
+  it('never add a key or touch the prototype, whatever the fields object holds', () => {
+    const state = emptyState({ events: 10, commands: 10, pipelines: 10, output_tail: 100 });
+    const host = { id: 'h1', hostname: 'h1', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, metrics: null, pending_command: null, compartments: {}, created_at: '2026-01-01T00:00:00.000Z' } as const;
+    applyChange(state, { type: 'host_added', host: structuredClone(host) as never });
+    // What a hostile server frame could carry once JSON.parse made it an object.
+    const fields = JSON.parse('{"status":"offline","__proto__":{"polluted":true},"injected":1,"compartments":{"__proto__":{"polluted":true}}}');
+    for (const owned of [false, true]) {
+      applyChange(state, { type: 'host_updated', id: 'h1', fields }, owned);
+      const updated = state.hosts.get('h1')! as unknown as Record<string, unknown>;
+      expect(updated.status).toBe('offline');
+      expect(Object.keys(updated).sort()).toEqual(Object.keys(host).sort());
+      expect(Object.getPrototypeOf(updated)).toBe(Object.prototype);
+      expect(Object.getPrototypeOf(updated.compartments)).toBe(Object.prototype);
+      expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    }
+  });
+});
+
 describe('applyChange with an owned change', () => {
   it('folds to the same state as with copies, and no later change mutates an entity it shared', () => {
     fc.assert(

@@ -156,11 +156,7 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
       return;
     case 'host_updated': {
       const host = state.hosts.get(change.id);
-      if (!host) return;
-      const { compartments, ...rest } = copy(change.fields);
-      const updated: Host = { ...host, ...definedOnly(rest) };
-      if (compartments) updated.compartments = { ...host.compartments, ...definedOnly(compartments) };
-      state.hosts.set(change.id, updated);
+      if (host) state.hosts.set(change.id, withFields(host, change.fields, 'compartments', owned));
       return;
     }
     case 'host_removed':
@@ -204,10 +200,7 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
     case 'pipeline_updated': {
       const pipeline = state.pipelines.get(change.id);
       if (!pipeline || isTerminalPipelineStatus(pipeline.status)) return;
-      const { host_status, ...rest } = copy(change.fields);
-      const updated: Pipeline = { ...pipeline, ...definedOnly(rest) };
-      if (host_status) updated.host_status = { ...pipeline.host_status, ...host_status };
-      state.pipelines.set(change.id, updated);
+      state.pipelines.set(change.id, withFields(pipeline, change.fields, 'host_status', owned));
       return;
     }
     case 'pipeline_finished': {
@@ -256,6 +249,24 @@ export function tail(text: string, max: number): string {
   const code = text.charCodeAt(start);
   if (code >= 0xdc00 && code <= 0xdfff) start++;
   return text.slice(start);
+}
+
+/**
+ * `entity` with each defined field of `fields` replaced, and the `merged` field's entries merged
+ * into its own. Only fields the entity already has are taken: an update never adds a key (nor
+ * `__proto__`). This runs for every heartbeat, so it avoids rest/spread of the fields object.
+ */
+function withFields<T extends object>(entity: T, fields: object, merged: keyof T & string, owned: boolean): T {
+  const updated = { ...entity };
+  const target = updated as Record<string, unknown>;
+  const source = fields as Record<string, unknown>;
+  for (const key of Object.keys(source)) {
+    const value = source[key];
+    if (value === undefined || !Object.hasOwn(entity, key)) continue;
+    const taken = owned || typeof value !== 'object' || value === null ? value : structuredClone(value);
+    target[key] = key === merged ? { ...(entity[merged] as object), ...definedOnly(taken as object) } : taken;
+  }
+  return updated;
 }
 
 function definedOnly<T extends object>(fields: T): Partial<T> {
