@@ -1,5 +1,5 @@
-// Coalesced output: the frames queued for one client in one event-loop turn leave in one socket
-// write (cork, uncork once per turn), still one WebSocket message per frame, in version order.
+// Coalesced output: the deltas of one committed batch leave for a client in one socket write
+// (corked around the batch), still one WebSocket message per frame, in version order.
 import { Socket } from 'node:net';
 import { afterEach, expect, it, vi } from 'vitest';
 import type { Change } from '../src/protocol/index.js';

@@ -1,7 +1,7 @@
 // One WebSocket client of the sync hub: its send-side flow control (a byte bound on what waits
 // in its buffer, the stale mark when it falls behind), its liveness flag for ping/pong and its
-// inbound rate limit, and the coalescing of its output: everything sent to it in one event-loop
-// turn leaves in one socket write. Knows nothing of the state; the hub decides what to send.
+// inbound rate limit, and the coalescing of its output: the frames of one committed batch leave
+// in one socket write. Knows nothing of the state; the hub decides what to send.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Principal } from './auth/roles.js';
@@ -14,11 +14,6 @@ export interface ClientConnectionOptions {
   /** Client frames per second (token bucket holding two seconds' worth). */
   messagesPerSecond: number;
   now: () => number;
-  /**
-   * Called when the first frame of a turn corks this client's socket; the caller must call
-   * `flush()` once later in the same turn (the hub does, for all its clients, in one tick).
-   */
-  onCork?: (client: ClientConnection) => void;
   /** Send init and full_state deflated when the socket negotiated permessage-deflate. */
   deflateSnapshots?: boolean;
   /** Told each time a snapshot had to be deflated (once per version when caching works). */
@@ -44,7 +39,6 @@ export class ClientConnection {
   /** Set once the server started closing this connection. */
   closing: Promise<void> | null = null;
   private snapshotBytes = 0;
-  private corked = false;
   /** Whether snapshots go to this socket deflated (known from the handshake). */
   private readonly deflates: boolean;
   private tokens: number;
@@ -95,7 +89,6 @@ export class ClientConnection {
     if (this.deflates && frame.data.length >= DEFLATE_MIN_BYTES && raw && !raw.destroyed) {
       const payload = deflatedPayload(frame, this.options.onDeflate);
       this.snapshotBytes = payload.length;
-      this.cork();
       this.sentVersion = frame.version;
       writeDeflatedText(raw, payload, onWritten);
       return;
@@ -117,32 +110,30 @@ export class ClientConnection {
     return true;
   }
 
-  /** Uncorks the socket: the frames queued since the first send of this turn go out in one write. */
-  flush(): void {
-    if (!this.corked) return;
-    this.corked = false;
-    rawSocket(this.socket)?.uncork();
+  /**
+   * `send` for each frame, stopping at the first it refuses, in one socket write: the socket is
+   * corked around them, so the kernel gets one writev instead of one syscall per frame. Each
+   * frame stays its own message. Returns whether all were sent.
+   */
+  sendAll(frames: readonly Frame[]): boolean {
+    const raw = rawSocket(this.socket);
+    if (!raw || raw.destroyed || !this.isOpen) return false;
+    // Corked bytes still count in bufferedAmount, so the bound in send() keeps working.
+    raw.cork();
+    try {
+      for (const frame of frames) if (!this.send(frame)) return false;
+      return true;
+    } finally {
+      raw.uncork();
+    }
   }
 
   private write(frame: Frame, onWritten?: () => void): void {
     this.sentVersion = frame.version;
-    this.cork();
     // The Buffer is shared by every client; binary:false keeps it a text frame. compress:false
     // always: ws must never deflate (per client, and asynchronously, which would let a later
     // frame overtake it); only snapshots are deflated, once, by sendSnapshot.
     this.socket.send(frame.data, { binary: false, compress: false }, onWritten);
-  }
-
-  /** Corks the socket for the rest of this turn (once); the hub uncorks it with flush(). */
-  private cork(): void {
-    if (this.corked || !this.options.onCork) return;
-    // Corked bytes still count in bufferedAmount, so the bound in send() keeps working.
-    const raw = rawSocket(this.socket);
-    if (raw && !raw.destroyed) {
-      raw.cork();
-      this.corked = true;
-      this.options.onCork(this);
-    }
   }
 }
 

@@ -35,6 +35,7 @@ export interface Frame {
 
 /** Called synchronously after each commit, once per change, in version order. */
 export type CommitListener = (record: ChangeRecord, delta: Frame) => void;
+export type BatchListener = (deltas: readonly Frame[]) => void;
 
 /** A change that was not applied: invalid shape, unknown entity or a conflict with the state. */
 export class ChangeRejectedError extends Error {
@@ -77,6 +78,7 @@ export class StateManager {
   /** The committed state plus the changes of the batch being committed; validation runs here. */
   private working: FleetState;
   private readonly listeners = new Set<CommitListener>();
+  private readonly batchListeners = new Set<BatchListener>();
   private readonly queue: Pending[] = [];
   private drainPromise: Promise<void> | null = null;
   private scheduled = false;
@@ -167,6 +169,15 @@ export class StateManager {
   subscribe(listener: CommitListener): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Subscribes to committed batches: each call gets the deltas of one commit, in version order,
+   * after the per-change listeners saw them. At that moment the state is at the last of them.
+   */
+  subscribeBatches(listener: BatchListener): () => void {
+    this.batchListeners.add(listener);
+    return () => this.batchListeners.delete(listener);
   }
 
   /** The full state at the current version, encoded once per version and shared. */
@@ -351,22 +362,33 @@ export class StateManager {
     return { accepted, rejected, records };
   }
 
-  /** After commit: fold into the committed state and hand each delta out, in version order. */
+  /**
+   * After commit: fold into the committed state and hand each delta out, in version order, to
+   * the per-change listeners, then the whole batch to the batch listeners (the hub: one socket
+   * write per client per batch).
+   */
   private publish(records: readonly ChangeRecord[]): void {
     this.stats.commits++;
+    const deltas: Frame[] = [];
     for (const record of records) {
       applyChange(this.committed, record.change, true);
       this.currentVersion = record.version;
       this.stats.changes++;
       const json = record.json ?? JSON.stringify(record.change);
       const delta: Frame = { version: record.version, data: Buffer.from(encodeDeltaJson(this.epoch, record.version, json)) };
-      for (const listener of this.listeners) {
-        try {
-          listener(record, delta);
-        } catch (error) {
-          this.logger.error('commit listener failed', { error: (error as Error).message, version: record.version });
-        }
-      }
+      deltas.push(delta);
+      for (const listener of this.listeners) this.tell(() => listener(record, delta), record.version);
+    }
+    if (deltas.length === 0) return;
+    for (const listener of this.batchListeners) this.tell(() => listener(deltas), deltas[0]!.version);
+  }
+
+  /** A listener that throws is logged; it must not stop the others or the writer. */
+  private tell(call: () => void, version: number): void {
+    try {
+      call();
+    } catch (error) {
+      this.logger.error('commit listener failed', { error: (error as Error).message, version });
     }
   }
 

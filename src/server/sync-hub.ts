@@ -58,9 +58,6 @@ export class SyncHub {
   private unsubscribe: (() => void) | null = null;
   private unsubscribeRevoke: (() => void) | null = null;
   private closing = false;
-  /** Clients whose socket was corked in this turn; all are uncorked in one process.nextTick. */
-  private corked: ClientConnection[] = [];
-  private flushScheduled = false;
   readonly stats = { connections: 0, staleMarks: 0, slowClosed: 0, reaped: 0, fullStatesSent: 0, clientErrors: 0, rateLimitClosed: 0, snapshotDeflations: 0 };
   private readonly deflates: boolean;
 
@@ -83,7 +80,7 @@ export class SyncHub {
 
   /** Subscribes to commits and starts the beacon and ping timers. */
   start(): void {
-    this.unsubscribe = this.manager.subscribe((_record, delta) => this.broadcast(delta));
+    this.unsubscribe = this.manager.subscribeBatches((deltas) => this.broadcast(deltas));
     this.timers.push(setInterval(() => this.beacon(), this.options.beaconIntervalMs).unref());
     this.timers.push(setInterval(() => this.ping(), this.options.pingIntervalMs).unref());
     const credentials = this.options.credentials;
@@ -138,7 +135,6 @@ export class SyncHub {
       bufferLimit: this.options.clientBufferLimit,
       messagesPerSecond: this.options.clientMessagesPerSecond,
       now: this.now,
-      onCork: this.onCork,
       deflateSnapshots: this.deflates,
       onDeflate: this.onDeflate,
     }, principal);
@@ -228,44 +224,32 @@ export class SyncHub {
     });
   }
 
-  /**
-   * Coalescing: a client's socket is corked at its first frame of a turn and uncorked after the
-   * current synchronous work and its microtasks (a whole committed batch), so the frames queued
-   * for it leave in one writev instead of one syscall each. Each frame is still its own message.
-   */
   private readonly onDeflate = (): void => {
     this.stats.snapshotDeflations++;
   };
 
-  private readonly onCork = (client: ClientConnection): void => {
-    this.corked.push(client);
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    process.nextTick(this.flushCorked);
-  };
-
-  private readonly flushCorked = (): void => {
-    this.flushScheduled = false;
-    const corked = this.corked;
-    this.corked = [];
-    for (const client of corked) client.flush();
-  };
-
-  private broadcast(delta: Frame): void {
+  /**
+   * Fans a committed batch out, client by client: a client's deltas of the batch leave in one
+   * socket write (coalescing) and it gets them before the next client is served, so the first
+   * clients do not wait for the last one's sends.
+   */
+  private broadcast(deltas: readonly Frame[]): void {
     let left = this.clients.size;
     for (const client of this.clients) {
-      this.deliver(client, delta);
-      if (--left > 0) maybeCrash('mid_broadcast'); // some clients have this delta, others not yet
+      this.deliver(client, deltas);
+      if (--left > 0) maybeCrash('mid_broadcast'); // some clients have this batch, others not yet
     }
   }
 
   private beacon(): void {
     const frame = this.manager.syncFrame();
-    for (const client of this.clients) this.deliver(client, frame);
+    const frames = [frame];
+    for (const client of this.clients) this.deliver(client, frames);
   }
 
-  private deliver(client: ClientConnection, frame: Frame): void {
-    if (client.send(frame) || !client.isStale || this.staleClients.has(client)) return;
+  private deliver(client: ClientConnection, frames: readonly Frame[]): void {
+    const sent = frames.length === 1 ? client.send(frames[0]!) : client.sendAll(frames);
+    if (sent || !client.isStale || this.staleClients.has(client)) return;
     this.stats.staleMarks++;
     this.staleClients.add(client);
     this.logger.warn('client fell behind; deltas paused until it drains', { client: client.id, buffered: client.bufferedAmount });
