@@ -41,13 +41,16 @@ async function throughput(peer, pool, clients, opts) {
 async function latency(peer, pool, clients, rate, seconds) {
   await pool.ask('latency', { cmd: 'latency', on: true });
   const count = Math.max(2, Math.round(rate * seconds));
-  const start = performance.now();
+  // Each message is stamped with the time it was due, not the time it went out: a peer whose
+  // sends block the loop (a plain ws loop, Socket.IO) would otherwise hide its own backlog from
+  // the latency (coordinated omission).
+  const startNs = nowNs();
   const pending = [];
   for (let i = 0; i < count; i++) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 0) await sleep(wait);
-    const result = peer.emit();
+    const dueNs = startNs + Math.round((i * 1e9) / rate);
+    const waitMs = (dueNs - nowNs()) / 1e6;
+    if (waitMs > 0) await sleep(waitMs);
+    const result = peer.emit(dueNs);
     if (result) pending.push(result);
   }
   await Promise.all(pending);

@@ -89,6 +89,20 @@ describe('deflated snapshots', () => {
     expect(init.payload.length).toBeLessThan(1024);
   });
 
+  it('frame a plain init over 64 KiB correctly (64-bit length), and the deltas after it', async () => {
+    const [host] = await serverWithHosts(1, { deflateSnapshots: false });
+    const http = api(server.url, server.token);
+    const command = (await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id as string;
+    await http.post(`/api/commands/${command}/output`, { output: 'z'.repeat(100_000) });
+    const socket = await raw(OFFER);
+    const init = await socket.nextFrame();
+    expect(init).toMatchObject({ fin: true, rsv1: false, opcode: 1 });
+    expect(init.payload.length).toBeGreaterThan(65_536);
+    expect(JSON.parse(init.payload.toString())).toMatchObject({ type: 'init', version: server.manager.version });
+    await http.post('/api/events', { level: 'info', category: 'test', message: 'after' });
+    expect(JSON.parse((await socket.nextFrame()).payload.toString())).toMatchObject({ type: 'delta', version: server.manager.version });
+  });
+
   it('are off, with no extension negotiated, under NIXFLEET_WS_DEFLATE=off', async () => {
     await serverWithHosts(20, { deflateSnapshots: false });
     const socket = await raw(OFFER);

@@ -9,12 +9,15 @@ import { startServer } from '../../dist/server/server.js';
 import { nowNs, withTempDir } from './stats.mjs';
 
 let seq = 0;
-/** An event change stamped with the monotonic time it was produced. */
-export function stampedEvent() {
+/**
+ * An event change stamped with a monotonic time: when it was due to be sent (paced runs, so a
+ * sender that falls behind is charged for its own backlog too), else when it was produced.
+ */
+export function stampedEvent(stampNs = nowNs()) {
   const i = seq++;
   return {
     type: 'event',
-    event: { id: `ev-${i}`, timestamp: '2026-01-01T00:00:00.000Z', category: 'bench', level: 'info', actor: 'bench', host_id: null, action: null, message: `t=${nowNs()}`, details: null },
+    event: { id: `ev-${i}`, timestamp: '2026-01-01T00:00:00.000Z', category: 'bench', level: 'info', actor: 'bench', host_id: null, action: null, message: `t=${stampNs}`, details: null },
   };
 }
 
@@ -28,7 +31,7 @@ export async function startNixfleet({ synchronous = 'FULL', deflateSnapshots = t
     url: server.wsUrl,
     headers: { authorization: `Bearer ${token}` },
     server,
-    emit: () => server.manager.apply(stampedEvent()),
+    emit: (stampNs) => server.manager.apply(stampedEvent(stampNs)),
     async close() {
       await server.close();
       tmp.remove();
@@ -51,8 +54,8 @@ export async function startPlainWs() {
     kind: 'ws',
     url: `ws://127.0.0.1:${port}`,
     headers: {},
-    emit() {
-      const data = Buffer.from(encodeDelta('bench', ++version, stampedEvent()));
+    emit(stampNs) {
+      const data = Buffer.from(encodeDelta('bench', ++version, stampedEvent(stampNs)));
       for (const client of wss.clients) client.send(data, { binary: false });
     },
     async close() {
@@ -73,8 +76,8 @@ export async function startSocketIo() {
     kind: 'sio',
     url: `http://127.0.0.1:${port}`,
     headers: {},
-    emit() {
-      io.emit('d', encodeDelta('bench', ++version, stampedEvent()));
+    emit(stampNs) {
+      io.emit('d', encodeDelta('bench', ++version, stampedEvent(stampNs)));
     },
     async close() {
       io.disconnectSockets(true);

@@ -5,8 +5,9 @@
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
 import type { Principal } from './auth/roles.js';
-import { acceptsDeflatedSnapshot, DEFLATE_MIN_BYTES, deflatedPayload, writeDeflatedText } from './deflated-snapshot.js';
+import { acceptsDeflatedSnapshot, DEFLATE_MIN_BYTES, deflatedPayload } from './deflated-snapshot.js';
 import type { Frame } from './state-manager.js';
+import { writeDeflatedTextFrame, writeTextFrame } from './wire-frames.js';
 
 export interface ClientConnectionOptions {
   /** Bytes that may wait in the socket's send buffer, besides the latest full state. */
@@ -90,7 +91,7 @@ export class ClientConnection {
       const payload = deflatedPayload(frame, this.options.onDeflate);
       this.snapshotBytes = payload.length;
       this.sentVersion = frame.version;
-      writeDeflatedText(raw, payload, onWritten);
+      writeDeflatedTextFrame(raw, payload, onWritten);
       return;
     }
     // The full state is shared memory (one buffer for every client), so it does not count
@@ -130,10 +131,11 @@ export class ClientConnection {
 
   private write(frame: Frame, onWritten?: () => void): void {
     this.sentVersion = frame.version;
-    // The Buffer is shared by every client; binary:false keeps it a text frame. compress:false
-    // always: ws must never deflate (per client, and asynchronously, which would let a later
-    // frame overtake it); only snapshots are deflated, once, by sendSnapshot.
-    this.socket.send(frame.data, { binary: false, compress: false }, onWritten);
+    const raw = rawSocket(this.socket);
+    // The prepared frame is shared by every client. Never through ws.send with compression:
+    // ws would deflate per client, asynchronously, letting a later frame overtake it.
+    if (raw && !raw.destroyed) writeTextFrame(raw, frame, onWritten);
+    else this.socket.send(frame.data, { binary: false, compress: false }, onWritten);
   }
 }
 

@@ -4,7 +4,6 @@
 // version and the same bytes are written to every client that negotiated the extension.
 // Deltas and every other frame stay uncompressed: they are small, and compressing them per client
 // would cost more CPU than the bytes it saves.
-import type { Socket } from 'node:net';
 import { constants, deflateRawSync } from 'node:zlib';
 import type { WebSocket } from 'ws';
 import type { Frame } from './state-manager.js';
@@ -52,35 +51,4 @@ export function acceptsDeflatedSnapshot(ws: WebSocket): boolean {
   if (!params) return false;
   const bits = params.server_max_window_bits;
   return bits === undefined || bits === true || Number(bits) >= 15;
-}
-
-/**
- * Writes one compressed text message (FIN, RSV1, opcode 1; a server frame is never masked)
- * straight to the TCP socket. Safe to interleave with ws's own sends because the server never asks
- * ws to compress: ws then writes synchronously, so both go out in call order.
- */
-export function writeDeflatedText(socket: Socket, payload: Buffer, onWritten?: () => void): void {
-  socket.cork();
-  socket.write(frameHeader(payload.length));
-  socket.write(payload, onWritten ? () => onWritten() : undefined);
-  socket.uncork();
-}
-
-/** RFC 6455 §5.2 header of a final, compressed, unmasked text frame of `length` bytes. */
-function frameHeader(length: number): Buffer {
-  const FIN_RSV1_TEXT = 0x80 | 0x40 | 0x01;
-  if (length < 126) return Buffer.from([FIN_RSV1_TEXT, length]);
-  if (length < 0x10000) {
-    const header = Buffer.allocUnsafe(4);
-    header[0] = FIN_RSV1_TEXT;
-    header[1] = 126;
-    header.writeUInt16BE(length, 2);
-    return header;
-  }
-  const header = Buffer.allocUnsafe(10);
-  header[0] = FIN_RSV1_TEXT;
-  header[1] = 127;
-  header.writeUInt32BE(Math.floor(length / 2 ** 32), 2);
-  header.writeUInt32BE(length >>> 0, 6);
-  return header;
 }
