@@ -45,6 +45,7 @@ async function latency(peer, pool, clients, rate, seconds) {
   // sends block the loop (a plain ws loop, Socket.IO) would otherwise hide its own backlog from
   // the latency (coordinated omission).
   const startNs = nowNs();
+  const cpu0 = process.cpuUsage();
   const pending = [];
   for (let i = 0; i < count; i++) {
     const dueNs = startNs + Math.round((i * 1e9) / rate);
@@ -62,7 +63,9 @@ async function latency(peer, pool, clients, rate, seconds) {
     mergeInto(histogram, a.histogram);
     received += a.received;
   }
-  return { p50: quantileMs(histogram, 0.5), p99: quantileMs(histogram, 0.99), complete: received / (count * clients) };
+  const serverCpu = process.cpuUsage(cpu0);
+  const serverBusy = ((serverCpu.user + serverCpu.system) * 1000) / (nowNs() - startNs);
+  return { p50: quantileMs(histogram, 0.5), p99: quantileMs(histogram, 0.99), complete: received / (count * clients), clientBusy: answers.reduce((sum, a) => sum + a.busy, 0), serverBusy };
 }
 
 async function measure(peerName, clients, opts) {
@@ -82,6 +85,9 @@ async function measure(peerName, clients, opts) {
       const l = await latency(peer, pool, clients, rate, opts.seconds);
       row[`p50 ms @${rate}/s`] = round(l.p50, 2);
       row[`p99 ms @${rate}/s`] = round(l.p99, 2);
+      // Cores busy while paced (server process; both client processes together): on 2 cores,
+      // a sum near 2 means the latency is queueing for CPU.
+      row[`cores server/clients @${rate}/s`] = `${round(l.serverBusy, 2)}/${round(l.clientBusy, 2)}`;
       if (l.complete < 0.999) row[`delivered @${rate}/s`] = round(l.complete, 3);
     }
     return row;

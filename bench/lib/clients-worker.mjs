@@ -18,6 +18,8 @@ let lastAt = 0;
 let latencyOn = false;
 let histogram = newHistogram();
 let inits = 0;
+let cpuAtLatencyOn = process.cpuUsage();
+let latencyOnAt = 0;
 /** Lean receivers: init bytes received, and the decoded samples' versions. */
 let initBytes = 0;
 let compressedInits = 0;
@@ -135,8 +137,15 @@ process.on('message', async (msg) => {
         received = 0;
         target = 0;
         latencyOn = msg.on;
-        if (msg.on) histogram = newHistogram();
-        return send({ ev: 'latency', received: counted, histogram: msg.on ? [] : toSparse(histogram) });
+        if (msg.on) {
+          histogram = newHistogram();
+          cpuAtLatencyOn = process.cpuUsage();
+          latencyOnAt = nowNs();
+        }
+        // The share of a core this process used while recording: how busy the receivers were.
+        const cpu = process.cpuUsage(cpuAtLatencyOn);
+        const busy = msg.on ? 0 : (cpu.user + cpu.system) * 1000 / (nowNs() - latencyOnAt);
+        return send({ ev: 'latency', received: counted, busy, histogram: msg.on ? [] : toSparse(histogram) });
       }
       case 'collect':
         return send({ ev: 'collected', received, histogram: toSparse(histogram) });
