@@ -8,7 +8,7 @@ import { constants, deflateRawSync } from 'node:zlib';
 import type { WebSocket } from 'ws';
 import type { Frame } from './state-manager.js';
 
-/** Snapshots smaller than this go out uncompressed: the saving would not pay for the header work. */
+/** Snapshots smaller than this go out uncompressed: a few hundred bytes saved are not worth a deflate. */
 export const DEFLATE_MIN_BYTES = 1024;
 
 /**
