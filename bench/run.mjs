@@ -6,6 +6,7 @@ import { run as writes } from './writes.mjs';
 import { run as storm } from './storm.mjs';
 import { run as browser } from './browser.mjs';
 import { run as idleMemory } from './idle-memory.mjs';
+import { run as chromiumBaseline } from './chromium-baseline.mjs';
 import { SMOKE } from './lib/smoke-sizes.mjs';
 
 const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, only: { type: 'string' } } });
@@ -39,6 +40,11 @@ if (want('browser')) {
   results.browser = await browser(smoke ? SMOKE.browser : {});
   console.log('\n== browser');
   console.table(results.browser.rows);
+}
+if (want('chromium')) {
+  results.chromium = await chromiumBaseline(smoke ? SMOKE.chromium : {});
+  console.log('\n== Chromium baseline: a blank page parsing every message (no dashboard)');
+  console.table(results.chromium.rows);
 }
 
 const checks = [];

@@ -54,6 +54,15 @@ describe('benchmarks at smoke size', () => {
     expect(rows[0]!['init KiB on the wire']).toBeLessThan((rows[2]!['init KiB on the wire'] as number) / 4);
   }, 90_000);
 
+  it('chromium baseline: a blank page receives every message on the main thread and in a Worker', async () => {
+    const { rows } = await (await load('chromium-baseline')).run(SMOKE.chromium);
+    expect(rows.map((r) => r.socket)).toEqual(['main thread', 'dedicated Worker']);
+    for (const row of rows) {
+      expectNumbers(row, ['messages/s', 'frame interval p95 ms']);
+      expect(row.received).toBe(row.sent);
+    }
+  }, 60_000);
+
   it('browser: the dashboard renders frames and catches up', async () => {
     const { rows } = await (await load('browser')).run(SMOKE.browser);
     expectNumbers(rows[0]!, ['frame interval p95 ms', 'caught up after stop ms']);

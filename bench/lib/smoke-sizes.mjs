@@ -6,5 +6,6 @@ export const SMOKE = {
   storm: { clients: 20, hosts: 200, repeats: 1 },
   memory: { clients: 20, steps: 2 },
   browser: { hosts: 50, rate: 500, seconds: 1 },
+  chromium: { rate: 500, seconds: 1 },
 };
 
