@@ -7,7 +7,7 @@ import type { WebSocket } from 'ws';
 import type { Principal } from './auth/roles.js';
 import { acceptsDeflatedSnapshot, DEFLATE_MIN_BYTES, deflatedPayload } from './deflated-snapshot.js';
 import type { Frame } from './state-manager.js';
-import { writeDeflatedTextFrame, writeTextFrame } from './wire-frames.js';
+import { writeSnapshotFrame, type WireFrame } from './wire-frames.js';
 
 export interface ClientConnectionOptions {
   /** Bytes that may wait in the socket's send buffer, besides the latest full state. */
@@ -42,6 +42,8 @@ export class ClientConnection {
   private snapshotBytes = 0;
   /** Whether snapshots go to this socket deflated (known from the handshake). */
   private readonly deflates: boolean;
+  /** The TCP socket under the WebSocket, where prepared frames are written. */
+  private readonly raw: Socket;
   private tokens: number;
   private tokensAt: number;
 
@@ -54,10 +56,11 @@ export class ClientConnection {
     this.tokens = options.messagesPerSecond * 2;
     this.tokensAt = options.now();
     this.deflates = options.deflateSnapshots === true && acceptsDeflatedSnapshot(socket);
+    this.raw = rawSocket(socket);
   }
 
   get isOpen(): boolean {
-    return this.socket.readyState === this.socket.OPEN;
+    return this.socket.readyState === this.socket.OPEN && !this.raw.destroyed;
   }
 
   get isStale(): boolean {
@@ -72,13 +75,14 @@ export class ClientConnection {
    * Sends a delta or beacon unless the client is stale or the frame would take its buffer over
    * the bound, in which case the client becomes stale. Returns whether the frame was sent.
    */
-  send(frame: Frame): boolean {
+  send(frame: WireFrame): boolean {
     if (this.staleSince !== null || !this.isOpen) return false;
-    if (this.socket.bufferedAmount + frame.data.length > this.options.bufferLimit + this.snapshotBytes) {
+    if (this.socket.bufferedAmount + frame.bytes.length > this.options.bufferLimit + this.snapshotBytes) {
       this.staleSince = this.options.now();
       return false;
     }
-    this.write(frame);
+    this.sentVersion = frame.version;
+    this.raw.write(frame.bytes);
     return true;
   }
 
@@ -86,18 +90,13 @@ export class ClientConnection {
   sendSnapshot(frame: Frame, onWritten?: () => void): void {
     if (!this.isOpen) return;
     this.staleSince = null;
-    const raw = rawSocket(this.socket);
-    if (this.deflates && frame.data.length >= DEFLATE_MIN_BYTES && raw && !raw.destroyed) {
-      const payload = deflatedPayload(frame, this.options.onDeflate);
-      this.snapshotBytes = payload.length;
-      this.sentVersion = frame.version;
-      writeDeflatedTextFrame(raw, payload, onWritten);
-      return;
-    }
-    // The full state is shared memory (one buffer for every client), so it does not count
-    // against this client's own bound.
-    this.snapshotBytes = frame.data.length;
-    this.write(frame, onWritten);
+    const compressed = this.deflates && frame.data.length >= DEFLATE_MIN_BYTES;
+    const payload = compressed ? deflatedPayload(frame, this.options.onDeflate) : frame.data;
+    // The snapshot is shared memory (one buffer for every client), so it does not count against
+    // this client's own bound.
+    this.snapshotBytes = payload.length;
+    this.sentVersion = frame.version;
+    writeSnapshotFrame(this.raw, payload, compressed, onWritten);
   }
 
   /** Takes one token for an inbound frame; false when the client is over its rate. */
@@ -116,30 +115,22 @@ export class ClientConnection {
    * corked around them, so the kernel gets one writev instead of one syscall per frame. Each
    * frame stays its own message. Returns whether all were sent.
    */
-  sendAll(frames: readonly Frame[]): boolean {
-    const raw = rawSocket(this.socket);
-    if (!raw || raw.destroyed || !this.isOpen) return false;
+  sendAll(frames: readonly WireFrame[]): boolean {
+    if (!this.isOpen) return false;
     // Corked bytes still count in bufferedAmount, so the bound in send() keeps working.
-    raw.cork();
+    this.raw.cork();
     try {
       for (const frame of frames) if (!this.send(frame)) return false;
       return true;
     } finally {
-      raw.uncork();
+      this.raw.uncork();
     }
-  }
-
-  private write(frame: Frame, onWritten?: () => void): void {
-    this.sentVersion = frame.version;
-    const raw = rawSocket(this.socket);
-    // The prepared frame is shared by every client. Never through ws.send with compression:
-    // ws would deflate per client, asynchronously, letting a later frame overtake it.
-    if (raw && !raw.destroyed) writeTextFrame(raw, frame, onWritten);
-    else this.socket.send(frame.data, { binary: false, compress: false }, onWritten);
   }
 }
 
-/** The TCP socket under a ws WebSocket (`_socket` is not public API; absent before open). */
-function rawSocket(ws: WebSocket): Socket | undefined {
-  return (ws as unknown as { _socket?: Socket })._socket;
+/** The TCP socket under an open ws WebSocket (`_socket` is not public API). */
+function rawSocket(ws: WebSocket): Socket {
+  const socket = (ws as unknown as { _socket?: Socket })._socket;
+  if (!socket) throw new Error('a ClientConnection needs an open WebSocket');
+  return socket;
 }

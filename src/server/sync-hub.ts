@@ -10,6 +10,7 @@ import { ClientConnection } from './client-connection.js';
 import { maybeCrash } from './fault-injection.js';
 import { silentLogger, type Logger } from './logger.js';
 import type { Frame, StateManager } from './state-manager.js';
+import { toWire, type WireFrame } from './wire-frames.js';
 
 export interface SyncHubOptions {
   beaconIntervalMs: number;
@@ -234,20 +235,20 @@ export class SyncHub {
    * clients do not wait for the last one's sends.
    */
   private broadcast(deltas: readonly Frame[]): void {
+    const frames = deltas.map(toWire); // once per batch, shared by every client
     let left = this.clients.size;
     for (const client of this.clients) {
-      this.deliver(client, deltas);
+      this.deliver(client, frames);
       if (--left > 0) maybeCrash('mid_broadcast'); // some clients have this batch, others not yet
     }
   }
 
   private beacon(): void {
-    const frame = this.manager.syncFrame();
-    const frames = [frame];
+    const frames = [toWire(this.manager.syncFrame())];
     for (const client of this.clients) this.deliver(client, frames);
   }
 
-  private deliver(client: ClientConnection, frames: readonly Frame[]): void {
+  private deliver(client: ClientConnection, frames: readonly WireFrame[]): void {
     const sent = frames.length === 1 ? client.send(frames[0]!) : client.sendAll(frames);
     if (sent || !client.isStale || this.staleClients.has(client)) return;
     this.stats.staleMarks++;

@@ -1,45 +1,36 @@
 // Server frames prepared once and written as-is to every socket, like gorilla/websocket's
 // PreparedMessage. A server frame is never masked, so a delta's whole frame (header + payload)
-// is the same bytes for every client: built once per delta, it goes out with one plain `write`
-// per client instead of ws building a header and a two-buffer writev each time.
+// is the same bytes for every client: the hub prepares it once per batch, and each client costs
+// one plain `write` of those bytes instead of ws building a header and a two-buffer writev.
 // Safe beside ws's own writes (pings, pongs, close) because the server never asks ws to
 // compress: ws then writes synchronously, so both reach the socket in call order.
 import type { Socket } from 'node:net';
 import type { Frame } from './state-manager.js';
 
-/** Frames up to this size are copied once into one buffer with their header; larger ones are not. */
-const JOIN_MAX_BYTES = 64 * 1024;
+/** A frame as it goes on the wire: header and payload in one buffer, shared by every client. */
+export interface WireFrame {
+  version: number;
+  bytes: Buffer;
+}
 
 const FIN = 0x80;
 const RSV1 = 0x40;
 const OPCODE_TEXT = 0x01;
 
-const joined = new WeakMap<Frame, Buffer>();
-
-/** Writes `frame` as one uncompressed text message. */
-export function writeTextFrame(socket: Socket, frame: Frame, onWritten?: () => void): void {
-  const done = onWritten ? () => onWritten() : undefined;
-  if (frame.data.length > JOIN_MAX_BYTES) {
-    writeParts(socket, frameHeader(frame.data.length, false), frame.data, done);
-    return;
-  }
-  let bytes = joined.get(frame);
-  if (!bytes) {
-    bytes = Buffer.concat([frameHeader(frame.data.length, false), frame.data]);
-    joined.set(frame, bytes);
-  }
-  socket.write(bytes, done);
+/** Joins the frame's header and payload once (one copy of a small delta per batch, not per client). */
+export function toWire(frame: Frame): WireFrame {
+  return { version: frame.version, bytes: Buffer.concat([frameHeader(frame.data.length, false), frame.data]) };
 }
 
-/** Writes an already deflated payload as one compressed (RSV1) text message. */
-export function writeDeflatedTextFrame(socket: Socket, payload: Buffer, onWritten?: () => void): void {
-  writeParts(socket, frameHeader(payload.length, true), payload, onWritten ? () => onWritten() : undefined);
-}
-
-function writeParts(socket: Socket, header: Buffer, payload: Buffer, done?: () => void): void {
+/**
+ * Writes a snapshot (init or full_state) as one text message: `payload` is the frame's JSON, or
+ * its deflated form when `compressed` (RSV1). Header and payload go out in one corked write, without
+ * copying a payload that can be megabytes.
+ */
+export function writeSnapshotFrame(socket: Socket, payload: Buffer, compressed: boolean, onWritten?: () => void): void {
   socket.cork();
-  socket.write(header);
-  socket.write(payload, done);
+  socket.write(frameHeader(payload.length, compressed));
+  socket.write(payload, onWritten ? () => onWritten() : undefined);
   socket.uncork();
 }
 
