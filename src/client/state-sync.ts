@@ -40,10 +40,10 @@ export interface StatusEvent {
   reason: string;
 }
 
-/** One state change: a delta applied, or the whole state replaced (init or full_state). */
 /**
- * What changed. A delta's `change` shares its objects with `state` (nothing is copied on the way
- * in): treat both as read-only, as the dashboard does.
+ * One state change: a delta applied, or the whole state replaced (init or full_state). A delta's
+ * `change` shares its objects with `state` (nothing is copied on the way in): treat both as
+ * read-only, as the dashboard does.
  */
 export type ChangeEvent =
   | { kind: 'delta'; change: Change; version: number; epoch: string }
