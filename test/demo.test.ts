@@ -12,6 +12,7 @@ import { seededRandom } from '../src/demo/random.js';
 import { api, request } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, tempDir, type TestServer } from './support/test-server.js';
+import { until } from './support/until.js';
 
 const DEMO_MAIN = fileURLToPath(new URL('../dist/demo/main.js', import.meta.url));
 const TERMINAL = ['success', 'error', 'timeout', 'cancelled'];
@@ -25,14 +26,6 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function fullState(server: TestServer): Promise<{ version: number; payload: FullState }> {
   return (await api(server.url, server.token).get('/api/state')).body;
-}
-
-async function until(what: string, predicate: () => Promise<boolean>, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
 }
 
 function timeouts(): number {
@@ -57,7 +50,7 @@ describe('FleetSimulator', () => {
     const lively = (state: FullState) =>
       state.commands.some((c) => c.status !== 'running' && c.status !== 'cancelled' && c.output_size > 0) &&
       state.events.some((e) => e.category === 'command');
-    await until('a finished command', async () => lively((await fullState(server)).payload), 5000);
+    await until('a finished command', async () => lively((await fullState(server)).payload), 5000, 100);
 
     const stopping = sim.stop();
     expect(sim.stop()).toBe(stopping);
@@ -145,7 +138,7 @@ describe('FleetSimulator', () => {
 
     // The reused hosts heartbeat again.
     const lastSeen = new Map(before.map((h) => [h.id, h.last_seen]));
-    await until('a heartbeat on a reused host', async () => (await fullState(server)).payload.hosts.some((h) => lastSeen.has(h.id) && h.last_seen !== lastSeen.get(h.id)), 3000);
+    await until('a heartbeat on a reused host', async () => (await fullState(server)).payload.hosts.some((h) => lastSeen.has(h.id) && h.last_seen !== lastSeen.get(h.id)), 3000, 100);
     await sim2.stop();
     expect(sim2.activity).toEqual({ timers: 0, requests: 0, tasks: 0 });
   });
@@ -163,7 +156,7 @@ describe('FleetSimulator', () => {
       const res = await http.post('/api/commands', { host_id: 'db-01', op: 'reboot' });
       if (res.status === 201) command = res.body.command;
       return command !== null;
-    }, 3000);
+    }, 3000, 100);
     const pipeline = (await http.post('/api/pipelines', { name: 'deploy-web', hosts: ['web-01', 'web-02'], stages: ['switch', 'test'] })).body.pipeline;
 
     await until('both to finish', async () => {
@@ -171,7 +164,7 @@ describe('FleetSimulator', () => {
       const done = payload.commands.find((c) => c.id === command!.id);
       const pipe = payload.pipelines.find((p) => p.id === pipeline.id);
       return done !== undefined && TERMINAL.includes(done.status) && pipe !== undefined && !['pending', 'running'].includes(pipe.status);
-    }, 6000);
+    }, 6000, 100);
     const { payload } = await fullState(server);
     const reboot = payload.commands.find((c) => c.id === command!.id)!;
     expect(['success', 'error']).toContain(reboot.status);
@@ -194,7 +187,7 @@ describe('FleetSimulator', () => {
     cleanups.push(() => sim.stop());
     await sim.start();
     // 409 while web-02 runs a command: try again, as a user would.
-    await until('web-02 removed', async () => (await http.delete('/api/hosts/web-02')).status === 200, 3000);
+    await until('web-02 removed', async () => (await http.delete('/api/hosts/web-02')).status === 200, 3000, 100);
     await sleep(1000); // four heartbeat intervals at 20x
     expect((await fullState(server)).payload.hosts.map((h) => h.id)).toEqual(['web-01']);
     await sim.stop();
@@ -244,13 +237,13 @@ describe('npm run demo (dist/demo/main.js)', () => {
     cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
     const demo = runDemo(['--hosts', '3', '--speed', '10'], { NIXFLEET_DATA_DIR: dataDir });
     let url = '';
-    await until('the URL', async () => ((url = /open (http:\/\/\S+)/.exec(demo.out())?.[1] ?? ''), url !== ''), 5000);
+    await until('the URL', async () => ((url = /open (http:\/\/\S+)/.exec(demo.out())?.[1] ?? ''), url !== ''), 5000, 100);
     // The banner tells a newcomer how to log in; do as they would.
     const password = /log in as admin, password: (\S+)/.exec(demo.out())?.[1] ?? '';
     const login = await request(url, 'POST', '/api/login', { username: 'admin', password });
     expect(login.status).toBe(200);
     const cookie = login.headers.get('set-cookie')!.split(';')[0]!;
-    await until('three hosts', async () => ((await request(url, 'GET', '/api/state', undefined, { cookie })).body.payload.hosts.length === 3), 5000);
+    await until('three hosts', async () => ((await request(url, 'GET', '/api/state', undefined, { cookie })).body.payload.hosts.length === 3), 5000, 100);
     demo.child.kill('SIGINT');
     expect(await demo.exited).toBe(0);
     expect(demo.out()).toContain('nixfleet demo stopped');

@@ -13,6 +13,7 @@ import { freshDatabase, pgAvailable, PG_SKIP_REASON, type FreshDatabase } from '
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 import { WsFaultProxy } from './support/ws-fault-proxy.js';
+import { until } from './support/until.js';
 
 const cleanups: Array<() => unknown> = [];
 afterEach(async () => {
@@ -29,14 +30,6 @@ async function cluster(size: number): Promise<{ db: FreshDatabase; instances: Te
     instances.push(server);
   }
   return { db, instances };
-}
-
-async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 const deltas = (r: SyncRecorder) => r.frames.filter((f) => f.message.type === 'delta').map((f) => f.raw);
