@@ -10,6 +10,7 @@ import { api } from './support/http.js';
 import { freePort } from './support/ports.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
 import { tempDir, TEST_ADMIN_PASSWORD } from './support/test-server.js';
+import { WsFaultProxy } from './support/ws-fault-proxy.js';
 
 let browser: Browser;
 beforeAll(async () => {
@@ -54,14 +55,23 @@ async function startFleet(beaconMs: number): Promise<Fleet> {
   return fleet;
 }
 
-async function openDashboard(fleet: Fleet, setup?: (page: Page) => Promise<void>): Promise<Page> {
+/** A WebSocket fault proxy in front of the fleet's server: a page loaded through it has its socket cut, dropped or stalled there. */
+async function proxyFor(fleet: Fleet): Promise<WsFaultProxy> {
+  const proxy = await WsFaultProxy.start(`ws://127.0.0.1:${fleet.port}/ws`);
+  cleanups.push(() => proxy.close());
+  return proxy;
+}
+
+/** The dashboard, logged in and live, loaded from the server or through `via`. */
+async function openDashboard(fleet: Fleet, via?: WsFaultProxy): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   cleanups.push(() => context.close());
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error('page error:', error));
-  await setup?.(page);
-  await logIn(page, fleet.server.url, TEST_ADMIN_PASSWORD);
+  await logIn(page, via?.httpUrl ?? fleet.server.url, TEST_ADMIN_PASSWORD);
   await page.waitForSelector('[data-testid="sync-status"][data-status="live"]', { timeout: 5000 });
+  // The socket lives in a dedicated worker (WorkerSockets), not on the page.
+  expect(await page.evaluate(() => (window as any).__nixfleet.sockets.mode)).toBe('worker');
   return page;
 }
 
@@ -119,27 +129,14 @@ describe('dashboard under faults', () => {
 
   it('heals one delta dropped in transit within one beacon interval', async () => {
     const fleet = await startFleet(1000);
-    let dropNext = false;
-    let dropped = 0;
-    const page = await openDashboard(fleet, (p) =>
-      p.routeWebSocket(/\/ws$/, (ws) => {
-        const server = ws.connectToServer();
-        server.onMessage((message) => {
-          if (dropNext && typeof message === 'string' && message.startsWith('{"type":"delta"')) {
-            dropNext = false;
-            dropped++;
-            return;
-          }
-          ws.send(message);
-        });
-      }),
-    );
+    const proxy = await proxyFor(fleet);
+    const page = await openDashboard(fleet, proxy);
     await api(fleet.server.url, fleet.server.token).addHost('seen');
     await pageMatchesServer(page, fleet, 2000);
-    dropNext = true;
+    proxy.dropNext('delta');
     await api(fleet.server.url, fleet.server.token).addHost('lost-in-transit');
     const healedAfter = await pageMatchesServer(page, fleet, fleet.beaconMs + 1000);
-    expect(dropped).toBe(1);
+    expect(proxy.stats.dropped).toBe(1);
     expect(healedAfter).toBeLessThanOrEqual(fleet.beaconMs + 500);
     const stats = await page.evaluate(() => (window as any).__nixfleet.sync.stats);
     expect(stats.resyncs.drift).toBe(1);
@@ -185,23 +182,17 @@ describe('dashboard under faults', () => {
   it('is current again right after a hidden tab that missed changes becomes visible', async () => {
     // A beacon far longer than the test: only the visibility check can heal it.
     const fleet = await startFleet(60_000);
-    let blackhole = false;
-    const page = await openDashboard(fleet, (p) =>
-      p.routeWebSocket(/\/ws$/, (ws) => {
-        const server = ws.connectToServer();
-        server.onMessage((message) => {
-          if (!blackhole) ws.send(message);
-        });
-      }),
-    );
+    const proxy = await proxyFor(fleet);
+    const page = await openDashboard(fleet, proxy);
     await page.evaluate(() => {
       Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => 'hidden' });
       document.dispatchEvent(new Event('visibilitychange'));
     });
-    blackhole = true; // what a frozen tab misses
+    proxy.stall(); // what a frozen tab misses: nothing reaches it
     await api(fleet.server.url, fleet.server.token).addHost('missed-while-hidden');
     await new Promise((resolve) => setTimeout(resolve, 300));
-    blackhole = false;
+    expect((await shown(page)).hosts).not.toContain('missed-while-hidden');
+    proxy.resume();
     // Pretend the tab was hidden for longer than a beacon interval.
     await page.evaluate(() => {
       const sync = (window as any).__nixfleet.sync;
@@ -215,14 +206,23 @@ describe('dashboard under faults', () => {
     expect((await page.evaluate(() => (window as any).__nixfleet.sync.stats)).resyncs.visibility).toBe(1);
   });
 
-  it('recovers after the network goes offline and comes back', async () => {
-    const fleet = await startFleet(1000);
-    const page = await openDashboard(fleet);
+  it('recovers at once when the network comes back after an outage', async () => {
+    // Backoff up to 30 s by default: only the `online` trigger can explain a quick recovery.
+    const fleet = await startFleet(60_000);
+    const proxy = await proxyFor(fleet);
+    const page = await openDashboard(fleet, proxy);
+    // The outage: the browser goes offline, the link is cut and new connections are refused.
+    proxy.setRefusing(true);
     await page.context().setOffline(true);
+    proxy.resetAll();
+    await page.waitForSelector('[data-testid="sync-status"][data-status="offline"]', { timeout: 3000 });
     await api(fleet.server.url, fleet.server.token).addHost('during-outage');
-    await new Promise((resolve) => setTimeout(resolve, 500));
+    // Let failed attempts push the backoff up, then bring the network back.
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    proxy.setRefusing(false);
     await page.context().setOffline(false);
-    await pageMatchesServer(page, fleet, 5000);
+    const healedAfter = await pageMatchesServer(page, fleet, 5000);
+    expect(healedAfter).toBeLessThan(1500);
     expect((await shown(page)).hosts).toContain('during-outage');
   });
 });

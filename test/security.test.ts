@@ -276,6 +276,7 @@ describe('input hardening', () => {
     for (const path of ['/login', '/healthz', '/api/state', '/nope']) {
       const res = await fetch(s.url + path, { headers: s.authHeaders });
       expect(res.headers.get('content-security-policy')).toContain("script-src 'self'");
+      expect(res.headers.get('content-security-policy')).toContain("worker-src 'self'");
       expect(res.headers.get('content-security-policy')).toContain("frame-ancestors 'none'");
       expect(res.headers.get('x-content-type-options')).toBe('nosniff');
       expect(res.headers.get('referrer-policy')).toBe('no-referrer');

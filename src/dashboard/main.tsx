@@ -1,10 +1,12 @@
 // Entry of the dashboard bundle: reads the beacon interval the server put in the page, starts the
-// one StateSync, bridges it to signals (store.ts) and renders the app. `window.__nixfleet = { sync }`
-// is the only global, for tests and debugging.
+// one StateSync with its socket in a dedicated worker (WorkerSockets: the page's main thread gets
+// one task per batch of frames, not one per frame), bridges it to signals (store.ts) and renders
+// the app. `window.__nixfleet = { sync, sockets }` is the only global, for tests and debugging.
 import './app.css';
 import { effect } from '@preact/signals';
 import { render } from 'preact';
 import { StateSync } from '../client/state-sync.js';
+import { WorkerSockets } from '../client/worker-sockets.js';
 import { App } from './components/App.js';
 import { StoreContext } from './context.js';
 import { FleetStore } from './store.js';
@@ -13,7 +15,7 @@ import { pruneSelection, setSelection } from './ui.js';
 
 declare global {
   interface Window {
-    __nixfleet?: { sync: StateSync };
+    __nixfleet?: { sync: StateSync; sockets: WorkerSockets };
   }
 }
 
@@ -25,9 +27,11 @@ function beaconInterval(): number {
 
 const beaconMs = beaconInterval();
 const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
-const sync = new StateSync({ url: `${scheme}://${location.host}/ws`, beaconIntervalMs: beaconMs });
+// Where the worker cannot run (no Worker, a CSP without worker-src), sockets open on the page.
+const sockets = new WorkerSockets(() => new Worker('/assets/socket-worker.js', { type: 'module', name: 'nixfleet-socket' }));
+const sync = new StateSync({ url: `${scheme}://${location.host}/ws`, beaconIntervalMs: beaconMs, WebSocket: sockets.WebSocket });
 const store = new FleetStore(sync);
-window.__nixfleet = { sync };
+window.__nixfleet = { sync, sockets };
 
 // The selection follows the fleet: removed hosts leave it, a new epoch clears it.
 effect(() => pruneSelection(store.hostsById.value));

@@ -2,7 +2,10 @@
 // paired with its own upstream connection, and frames are forwarded one by one, so a test can
 // drop, duplicate or hold frames, stall a link (half-open: up but silent) or reset it, and, per
 // link, delay frames with jitter (order kept, as TCP keeps it) or throttle a slow reader.
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+// Plain HTTP requests are passed through untouched, Host header included, as a reverse proxy
+// would: a browser can load the dashboard from the proxy (`httpUrl`), and its socket, wherever
+// the page opens it (a worker included), goes through the faults.
+import { createServer, request, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 
@@ -58,7 +61,7 @@ export class WsFaultProxy {
   }
 
   static async start(upstreamUrl: string): Promise<WsFaultProxy> {
-    const http = createServer((_req, res) => res.writeHead(404).end());
+    const http = createServer((req, res) => proxy.passThrough(req, res));
     const wss = new WebSocketServer({ noServer: true });
     const proxy = new WsFaultProxy(http, wss, upstreamUrl);
     http.on('upgrade', (req, socket, head) => {
@@ -72,6 +75,11 @@ export class WsFaultProxy {
 
   get url(): string {
     return `ws://127.0.0.1:${(this.http.address() as AddressInfo).port}/ws`;
+  }
+
+  /** The proxy's HTTP origin: load the dashboard from here and its socket goes through the proxy. */
+  get httpUrl(): string {
+    return `http://127.0.0.1:${(this.http.address() as AddressInfo).port}`;
   }
 
   /** Points new connections at another upstream (a restarted server on a new port). */
@@ -153,11 +161,21 @@ export class WsFaultProxy {
     await new Promise<void>((resolve) => this.http.close(() => resolve()));
   }
 
+  private passThrough(req: IncomingMessage, res: ServerResponse): void {
+    const upstream = new URL(this.upstreamUrl);
+    const forwarded = request({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    forwarded.on('error', () => res.headersSent ? res.destroy() : res.writeHead(502).end());
+    req.pipe(forwarded);
+  }
+
   private pair(client: WebSocket, headers: IncomingHttpHeaders, tag: string): void {
     this.stats.connections++;
-    // The client's credentials travel on, as through any reverse proxy.
+    // The client's credentials and the Host it asked for travel on, as through a reverse proxy.
     const forwarded: Record<string, string> = {};
-    for (const name of ['authorization', 'cookie', 'origin'] as const) {
+    for (const name of ['authorization', 'cookie', 'origin', 'host'] as const) {
       const value = headers[name];
       if (typeof value === 'string') forwarded[name] = value;
     }

@@ -1,11 +1,12 @@
 // Headers every response carries: a strict Content-Security-Policy (no inline script or style
-// elements, no framing, connections only to this origin), no MIME sniffing, no referrer, and
-// HSTS when served over TLS.
+// elements, workers only from this origin, no framing, connections only to this origin), no MIME
+// sniffing, no referrer, and HSTS when served over TLS.
 import type { ServerResponse } from 'node:http';
 
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
   "script-src 'self'",
+  "worker-src 'self'",
   "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self'",
