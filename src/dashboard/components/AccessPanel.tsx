@@ -25,6 +25,8 @@ async function attempt(title: string, fn: () => Promise<unknown>): Promise<boole
   }
 }
 
+const NO_HOSTS: ReadonlyMap<string, string> = new Map();
+
 export function AccessPanel() {
   const store = useStore();
   const [users, setUsers] = useState<UserRow[]>([]);
@@ -66,7 +68,9 @@ export function AccessPanel() {
     await refresh();
   }
 
-  const hosts = store.hosts.value;
+  // Read only while open: a closed panel must not re-render on every fleet change. Host names
+  // change only when hosts come, go or are renamed, unlike the hosts themselves.
+  const hostnames = open ? store.hostnames.value : NO_HOSTS;
   return (
     <Modal open={open} onClose={() => (accessOpen.value = false)} labelledBy="access-title">
       <div class="dialog-body access-body">
@@ -152,7 +156,7 @@ export function AccessPanel() {
         <form class="access-form" onSubmit={createToken} aria-label="Create an API token">
           <label class="field stacked">Name<input type="text" name="name" required maxLength={100} autoComplete="off" /></label>
           <label class="field stacked">Role<select name="role">{TOKEN_ROLES.map((r) => <option key={r} value={r}>{r}</option>)}</select></label>
-          <label class="field stacked">Host (agents)<select name="host_id">{hosts.map((h) => <option key={h.id} value={h.id}>{h.hostname}</option>)}</select></label>
+          <label class="field stacked">Host (agents)<select name="host_id">{[...hostnames].map(([id, name]) => <option key={id} value={id}>{name}</option>)}</select></label>
           <button type="submit" class="button">Create token</button>
         </form>
         <div class="dialog-actions">
