@@ -69,8 +69,11 @@ if (stormRows.length) {
   const serverBound = stormRows.find((r) => r.mode === 'deflate+lean');
   if (serverBound) checks.push(['storm: all 1000 clients have init within 2 s (deflate, lean receivers)', serverBound['all live s (median)'], serverBound['all live s (median)'] <= 2]);
 }
-const b = results.browser?.rows[0];
-if (b) checks.push(['browser: p95 frame interval ≤ 16.7 ms (one 60 Hz frame)', b['frame interval p95 ms'], b['frame interval p95 ms'] <= 16.7]);
+const b = results.browser?.rows.find((row) => row.socket === 'worker');
+// At 60 Hz, rAF timestamps of frames that all made their vsync are 16.6–16.8 ms apart; a frame
+// that took longer than 16.7 ms to produce misses its vsync and shows as an interval of 33 ms or
+// more. So "p95 frame time ≤ 16 ms" reads as: the p95 interval is one vsync (under 20 ms).
+if (b) checks.push(['browser: p95 frame interval is one 60 Hz vsync (< 20 ms; a missed frame is ≥ 33 ms)', b['frame interval p95 ms'], b['frame interval p95 ms'] < 20]);
 if (!smoke && checks.length) {
   console.log('\n== targets (issue 6)');
   console.table(checks.map(([target, value, met]) => ({ target, value, met })));
