@@ -65,7 +65,7 @@ describe('benchmarks at smoke size', () => {
 
   it('browser: the dashboard renders frames and catches up, socket in its worker and on the page', async () => {
     const { rows } = await (await load('browser')).run(SMOKE.browser);
-    expect(rows.map((row: { socket: string }) => row.socket)).toEqual(['worker', 'page']);
+    expect(rows.map((row) => row.socket)).toEqual(['worker', 'page']);
     for (const row of rows) expectNumbers(row, ['frame interval p95 ms', 'caught up after stop ms']);
     expectNumbers(rows[0]!, ['frames per worker post']);
   }, 90_000);
