@@ -211,6 +211,11 @@ describe('dashboard under faults', () => {
     const fleet = await startFleet(60_000);
     const proxy = await proxyFor(fleet);
     const page = await openDashboard(fleet, proxy);
+    await page.evaluate(() => {
+      const w = window as any;
+      w.__statuses = [];
+      w.__nixfleet.sync.on('status', (event: { status: string; reason: string }) => w.__statuses.push(`${event.status} ${event.reason}`));
+    });
     // The outage: the browser goes offline, the link is cut and new connections are refused.
     proxy.setRefusing(true);
     await page.context().setOffline(true);
@@ -224,5 +229,7 @@ describe('dashboard under faults', () => {
     const healedAfter = await pageMatchesServer(page, fleet, 5000);
     expect(healedAfter).toBeLessThan(1500);
     expect((await shown(page)).hosts).toContain('during-outage');
+    // It was the `online` event that cut the backoff short.
+    expect(await page.evaluate(() => (window as any).__statuses)).toContain('connecting online');
   });
 });
