@@ -181,16 +181,17 @@ describe('WorkerSockets', () => {
 
   it('replaces a worker that died without a word (the silence watchdog, then the open it never accepts)', async () => {
     const s = await server();
-    const { workerSockets, threads } = sockets(s.authHeaders, { workerTimeoutMs: 300 });
+    // Long enough for a worker thread to boot on a loaded machine.
+    const { workerSockets, threads } = sockets(s.authHeaders, { workerTimeoutMs: 1500 });
     const sync = client(s.wsUrl, workerSockets.WebSocket, { beaconIntervalMs: 100, silenceTimeoutMs: 500 });
     await converged(sync, s);
     // Terminated from outside: no error event, the page just stops hearing from it.
     threads[0]!.thread.removeAllListeners('error');
     await threads[0]!.thread.terminate();
     await api(s.url, s.token).addHost('after-silent-death');
-    await converged(sync, s, 5000);
+    await converged(sync, s, 10_000);
     expect(sync.stats.deadLinks).toBeGreaterThanOrEqual(1);
-    expect(workerSockets.stats.workersStarted).toBe(2);
+    expect(workerSockets.stats.workersStarted).toBeGreaterThanOrEqual(2);
     expect(sync.state!.hosts.has('after-silent-death')).toBe(true);
   });
 
@@ -266,6 +267,40 @@ describe('WorkerSockets, the page half', () => {
     expect(closed).toEqual({ code: 4000, reason: 'bad frame' });
     worker.send([{ ev: 'frames', id: 1, frames: ['after close'] }]);
     expect(seen).toEqual(['a', 'close-now']);
+  });
+
+  it('falls back to the page when the first worker never answers, but only retries a slow replacement', async () => {
+    const closeOf = (socket: { onclose: unknown }) => new Promise<{ code: number; reason: string }>((resolve) => (socket.onclose = resolve));
+    const Fallback = class {
+      readonly fallback = true;
+    } as unknown as WebSocketConstructorLike;
+
+    // A first worker that never says a word: workers do not run here; the page takes over.
+    const silent = new WorkerSockets(() => handWorker(), { fallback: Fallback, workerTimeoutMs: 20 });
+    expect(await closeOf(new silent.WebSocket('ws://fleet/ws'))).toEqual({ code: 1006, reason: 'socket worker could not start (not answering)' });
+    expect(silent.mode).toBe('page');
+    expect((new silent.WebSocket('ws://fleet/ws') as unknown as { fallback: boolean }).fallback).toBe(true);
+
+    // A worker that ran, then crashed, and a replacement slow to start: retried, never the page.
+    const workers: ReturnType<typeof handWorker>[] = [];
+    const sockets = new WorkerSockets(
+      () => {
+        workers.push(handWorker());
+        return workers.at(-1)!;
+      },
+      { fallback: Fallback, workerTimeoutMs: 20 },
+    );
+    const first = closeOf(new sockets.WebSocket('ws://fleet/ws'));
+    workers[0]!.send([{ ev: 'ready' }, { ev: 'accepted', id: 1 }]);
+    workers[0]!.onerror?.(new Error('crashed'));
+    expect(await first).toEqual({ code: 1006, reason: 'socket worker failed' });
+    expect(await closeOf(new sockets.WebSocket('ws://fleet/ws'))).toEqual({ code: 1006, reason: 'socket worker could not start (not answering)' });
+    expect(sockets.mode).toBe('worker');
+    const third = closeOf(new sockets.WebSocket('ws://fleet/ws'));
+    expect(workers).toHaveLength(3);
+    expect(workers[2]!.received).toEqual([{ op: 'open', id: 3, url: 'ws://fleet/ws' }]);
+    sockets.terminate();
+    expect(await third).toEqual({ code: 1006, reason: 'socket worker terminated' });
   });
 
   it('fails sockets with 1006 when no worker and no fallback are available', async () => {

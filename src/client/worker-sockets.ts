@@ -57,6 +57,8 @@ export class WorkerSockets {
   private worker: WorkerLike | null = null;
   /** The current worker has answered: a later failure is a crash, not an inability to start. */
   private workerReady = false;
+  /** Some worker has answered: workers can run here, so one that is slow to start is just slow. */
+  private everReady = false;
   /** The worker could not start: sockets go to the fallback from now on. */
   private unusable = false;
   private nextId = 1;
@@ -83,6 +85,11 @@ export class WorkerSockets {
   /** Where new sockets are opened: `worker`, or `page` once the worker could not start. */
   get mode(): 'worker' | 'page' {
     return this.unusable && this.fallback ? 'page' : 'worker';
+  }
+
+  /** The sockets in the worker that are not closed yet, for debugging (and tests). */
+  describe(): Array<{ url: string; readyState: number; extensions: string }> {
+    return [...this.sockets.values()].map(({ url, readyState, extensions }) => ({ url, readyState, extensions }));
   }
 
   /** Closes every socket (1006) and stops the worker. Sockets opened later start a new one. */
@@ -138,7 +145,7 @@ export class WorkerSockets {
     this.stats.batches++;
     for (const event of batch) {
       if (event.ev === 'ready') {
-        this.workerReady = true;
+        this.workerReady = this.everReady = true;
         continue;
       }
       if (event.ev === 'accepted') {
@@ -159,8 +166,10 @@ export class WorkerSockets {
   }
 
   private workerFailed(how: string): void {
-    // Before its first word the worker never ran (CSP, 404, syntax): it will not run later.
-    if (!this.workerReady) this.unusable = true;
+    // A first worker that fails before its first word never ran (CSP, 404, syntax, or too slow
+    // to be worth waiting for): workers will not do here. Once one has run, a replacement that
+    // fails to start is retried with the next socket instead.
+    if (!this.workerReady && !this.everReady) this.unusable = true;
     this.dropWorker(this.workerReady ? `socket worker ${how}` : `socket worker could not start (${how})`);
   }
 

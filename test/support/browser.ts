@@ -22,48 +22,30 @@ export async function logIn(page: import('playwright-core').Page, baseUrl: strin
   await Promise.all([page.waitForURL(`${baseUrl}/`), page.click('button[type="submit"]')]);
 }
 
-/** What Chromium's network layer saw of WebSockets, on the page itself and in its workers. */
-export interface SocketTraffic {
-  /** WebSockets the page's own main thread created. */
-  onPage: string[];
-  /** WebSockets created in the page's dedicated workers. */
-  inWorkers: string[];
-  /** `Sec-WebSocket-Extensions` of each handshake response (workers and page). */
+/** What Chromium's network layer saw of the page's own WebSockets (not its workers'). */
+export interface PageSockets {
+  /** URLs of the WebSockets the page's main thread created. */
+  created: string[];
+  /** `Sec-WebSocket-Extensions` of each handshake response. */
   extensions: string[];
-  /** Payloads of received frames, in order (workers and page). */
+  /** Payloads of received frames, in order. */
   framesReceived: string[];
 }
 
 /**
- * Watches WebSockets through the DevTools protocol: the page's Network domain, and that of each
- * dedicated worker, which it attaches to (paused at start, so nothing is missed) through a
- * non-flattened auto-attach (Playwright's own CDP sessions see only the page). Call before the
- * page navigates.
+ * Watches the page's WebSockets through the DevTools protocol's Network domain. Call before the
+ * page navigates. (Sockets in dedicated workers are not seen: attaching to a worker races with
+ * Playwright's own attach, which resumes it, so its first events can be missed.)
  */
-export async function watchSockets(page: import('playwright-core').Page): Promise<SocketTraffic> {
-  const traffic: SocketTraffic = { onPage: [], inWorkers: [], extensions: [], framesReceived: [] };
+export async function watchPageSockets(page: import('playwright-core').Page): Promise<PageSockets> {
+  const seen: PageSockets = { created: [], extensions: [], framesReceived: [] };
   const cdp = await page.context().newCDPSession(page);
-  const record = (where: 'onPage' | 'inWorkers', method: string, params: any) => {
-    if (method === 'Network.webSocketCreated') traffic[where].push(params.url);
-    if (method === 'Network.webSocketHandshakeResponseReceived') {
-      const headers = params.response.headers as Record<string, string>;
-      traffic.extensions.push(Object.entries(headers).find(([name]) => name.toLowerCase() === 'sec-websocket-extensions')?.[1] ?? '');
-    }
-    if (method === 'Network.webSocketFrameReceived') traffic.framesReceived.push(params.response.payloadData);
-  };
-  for (const method of ['Network.webSocketCreated', 'Network.webSocketHandshakeResponseReceived', 'Network.webSocketFrameReceived'] as const) {
-    cdp.on(method, (params) => record('onPage', method, params));
-  }
-  let id = 1;
-  cdp.on('Target.attachedToTarget', ({ sessionId, waitingForDebugger }) => {
-    const send = (method: string) => cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: id++, method }) });
-    void send('Network.enable').then(() => (waitingForDebugger ? send('Runtime.runIfWaitingForDebugger') : undefined));
+  cdp.on('Network.webSocketCreated', (event) => seen.created.push(event.url));
+  cdp.on('Network.webSocketHandshakeResponseReceived', (event) => {
+    const headers = event.response.headers as Record<string, string>;
+    seen.extensions.push(Object.entries(headers).find(([name]) => name.toLowerCase() === 'sec-websocket-extensions')?.[1] ?? '');
   });
-  cdp.on('Target.receivedMessageFromTarget', ({ message }) => {
-    const { method, params } = JSON.parse(message) as { method?: string; params?: unknown };
-    if (method) record('inWorkers', method, params);
-  });
+  cdp.on('Network.webSocketFrameReceived', (event) => seen.framesReceived.push(event.response.payloadData));
   await cdp.send('Network.enable');
-  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: true, flatten: false });
-  return traffic;
+  return seen;
 }
