@@ -1,35 +1,21 @@
 // A large fleet in a real Chromium: the hosts table renders only the rows on screen, scrolling
 // brings the others in, and a change to a host that was off screen shows when it scrolls in.
-import { rmSync } from 'node:fs';
-import type { Browser } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { launchBrowser, logIn } from './support/browser.js';
+import { describe, expect, it } from 'vitest';
+import { browserAndServer, logIn } from './support/browser.js';
 import { api } from './support/http.js';
-import { spawnServer, type ServerProcess } from './support/server-process.js';
-import { tempDir, TEST_ADMIN_PASSWORD } from './support/test-server.js';
+import { TEST_ADMIN_PASSWORD } from './support/test-server.js';
 
 const HOSTS = 400;
-let browser: Browser;
-let server: ServerProcess;
-let dataDir: string;
-
-beforeAll(async () => {
-  browser = await launchBrowser();
-  dataDir = tempDir();
-  server = await spawnServer({ NIXFLEET_DATA_DIR: dataDir });
+const fixture = browserAndServer(async (server) => {
   const http = api(server.url, server.token);
   for (let start = 0; start < HOSTS; start += 50) {
     await Promise.all(Array.from({ length: 50 }, (_, i) => http.addHost(`host-${String(start + i).padStart(3, '0')}`)));
   }
 });
-afterAll(async () => {
-  await browser?.close();
-  await server?.kill('SIGKILL');
-  rmSync(dataDir, { recursive: true, force: true });
-});
 
 describe('a large fleet', () => {
   it('renders only the visible rows and brings the others in on scroll, current', async () => {
+    const { browser, server } = fixture;
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
     await logIn(page, server.url, TEST_ADMIN_PASSWORD);
     await page.waitForSelector('[data-testid="sync-status"][data-status="live"]');

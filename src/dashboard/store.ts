@@ -167,16 +167,7 @@ export class FleetStore {
         this.epochResets.value++;
       }
       if (state !== null) {
-        if (this.dirty.has('hosts')) {
-          const list = reconcile(this.shownHosts, state.hosts.values());
-          this.shownHosts = list.shown;
-          if (!sameItems(this.hosts.value, list.items)) {
-            this.hosts.value = list.items;
-            this.hostsById.value = new Map(list.items.map((h) => [h.id, h]));
-            const names = new Map(list.items.map((h) => [h.id, h.hostname]));
-            if (!sameMap(this.hostnames.value, names)) this.hostnames.value = names;
-          }
-        }
+        if (this.dirty.has('hosts')) this.publishHosts(state.hosts);
         if (this.dirty.has('commands')) {
           const list = reconcile(this.shownCommands, state.commands.values());
           this.shownCommands = list.shown;
@@ -214,6 +205,64 @@ export class FleetStore {
       }
     });
   }
+
+  /**
+   * Hosts are the one collection that can be large (10,000 and more), so an update of a few of
+   * them, the usual frame, is published in place of the shown list: the entries that changed
+   * are swapped into a copy of it and of `hostsById`, and `hostnames` is copied only when a name
+   * changed. A host added, removed or moved rebuilds everything, as the other collections do.
+   */
+  private publishHosts(hosts: ReadonlyMap<string, Host>): void {
+    const updated = updateInPlace(this.shownHosts, this.hosts.value, hosts);
+    if (updated === null) {
+      const list = reconcile(this.shownHosts, hosts.values());
+      this.shownHosts = list.shown;
+      if (sameItems(this.hosts.value, list.items)) return;
+      this.hosts.value = list.items;
+      this.hostsById.value = new Map(list.items.map((h) => [h.id, h]));
+      const names = new Map(list.items.map((h) => [h.id, h.hostname]));
+      if (!sameMap(this.hostnames.value, names)) this.hostnames.value = names;
+      return;
+    }
+    if (updated.length === 0) return;
+    const items = this.hosts.value.slice();
+    const byId = new Map(this.hostsById.value);
+    let names: Map<string, string> | null = null;
+    for (const { index, before, after } of updated) {
+      items[index] = after;
+      byId.set(after.id, after);
+      if (before.hostname !== after.hostname) (names ??= new Map(this.hostnames.value)).set(after.id, after.hostname);
+    }
+    this.hosts.value = items;
+    this.hostsById.value = byId;
+    if (names) this.hostnames.value = names;
+  }
+}
+
+/**
+ * Brings `shown` up to date with `items` when they hold the same ids in the same order as
+ * `previous` (the list last published), and returns the entries whose shown object must change
+ * (an update to an equal value keeps the old object). Null when ids were added, removed or
+ * reordered: the caller then reconciles the whole list. One pass, no new maps. (Entries brought
+ * up to date before a structural difference is found are exactly what that reconcile concludes.)
+ */
+function updateInPlace<T extends { id: string }>(shown: Map<string, Shown<T>>, previous: readonly T[], items: ReadonlyMap<string, T>): Array<{ index: number; before: T; after: T }> | null {
+  if (items.size !== previous.length || shown.size !== previous.length) return null;
+  const updated: Array<{ index: number; before: T; after: T }> = [];
+  let index = 0;
+  for (const [id, source] of items) {
+    const entry = shown.get(id);
+    if (entry === undefined || previous[index]!.id !== id) return null;
+    if (entry.source !== source) {
+      entry.source = source;
+      if (!jsonEqual(entry.shown, source)) {
+        updated.push({ index, before: entry.shown, after: source });
+        entry.shown = source;
+      }
+    }
+    index++;
+  }
+  return updated;
 }
 
 /**

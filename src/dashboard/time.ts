@@ -4,27 +4,10 @@
 export const HEARTBEAT_MS = 5_000;
 export const STALE_AFTER_MS = 3 * HEARTBEAT_MS;
 
-/**
- * Parsed timestamps: the host summary judges every host's age on every frame, and most hosts keep
- * their `last_seen` between frames. Cleared when full, so it stays small however long the page runs.
- */
-const parsed = new Map<string, number>();
-const PARSED_MAX = 10_000;
-
-function parseTime(iso: string): number {
-  let at = parsed.get(iso);
-  if (at === undefined) {
-    if (parsed.size >= PARSED_MAX) parsed.clear();
-    at = Date.parse(iso);
-    parsed.set(iso, at);
-  }
-  return at;
-}
-
 /** Milliseconds from `iso` to `now`, clamped at 0 (a clock ahead of ours is "just now"); null if unknown. */
 export function ageOf(iso: string | null, now: number): number | null {
   if (!iso) return null;
-  const at = parseTime(iso);
+  const at = Date.parse(iso);
   if (Number.isNaN(at)) return null;
   return Math.max(0, now - at);
 }

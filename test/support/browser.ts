@@ -1,6 +1,9 @@
 // Launches Debian's Chromium through playwright-core (browser downloads are impossible here).
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { chromium, type Browser } from 'playwright-core';
+import { afterAll, beforeAll } from 'vitest';
+import { spawnServer, type ServerProcess } from './server-process.js';
+import { tempDir } from './test-server.js';
 
 export const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
@@ -48,4 +51,25 @@ export async function watchPageSockets(page: import('playwright-core').Page): Pr
   cdp.on('Network.webSocketFrameReceived', (event) => seen.framesReceived.push(event.response.payloadData));
   await cdp.send('Network.enable');
   return seen;
+}
+
+/**
+ * Chromium and a server process on a fresh data directory for the tests of one file: started
+ * before them (then `seed` runs), stopped and removed after. Read `.browser` and `.server` in tests.
+ */
+export function browserAndServer(seed?: (server: ServerProcess) => Promise<void>) {
+  const fixture = {} as { browser: Browser; server: ServerProcess };
+  let dataDir = '';
+  beforeAll(async () => {
+    fixture.browser = await launchBrowser();
+    dataDir = tempDir();
+    fixture.server = await spawnServer({ NIXFLEET_DATA_DIR: dataDir });
+    await seed?.(fixture.server);
+  });
+  afterAll(async () => {
+    await fixture.browser?.close();
+    await fixture.server?.kill('SIGKILL');
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+  return fixture;
 }

@@ -9,11 +9,21 @@ import { load, percent, usageLevel } from '../format.js';
 import { STALE_AFTER_MS, ageOf, formatAge, formatFull } from '../time.js';
 import { Badge } from './Badge.js';
 
+/**
+ * `last_seen` parsed, per host object: the hosts summary judges every host on every frame, and a
+ * host object is replaced on update, never changed, so its parse can be kept with it.
+ */
+const lastSeenAt = new WeakMap<object, number>();
+
 /** online / offline / unknown from the host, or stale: online but silent for 3 heartbeats. */
 export function effectiveStatus(host: Pick<Host, 'status' | 'last_seen'>, now: number): string {
   if (host.status !== 'online') return host.status;
-  const age = ageOf(host.last_seen, now);
-  return age === null || age > STALE_AFTER_MS ? 'stale' : 'online';
+  let at = lastSeenAt.get(host);
+  if (at === undefined) {
+    at = host.last_seen ? Date.parse(host.last_seen) : NaN;
+    lastSeenAt.set(host, at);
+  }
+  return Number.isNaN(at) || now - at > STALE_AFTER_MS ? 'stale' : 'online';
 }
 
 export function StatusCell({ status, lastSeen }: { status: Host['status']; lastSeen: string | null }) {

@@ -4,7 +4,7 @@
 import { canOperate } from '../session.js';
 import { useVisibleRows } from '../visible-rows.js';
 import { memo } from '../memo.js';
-import { useEffect, useRef } from 'preact/hooks';
+import { useEffect, useMemo, useRef } from 'preact/hooks';
 import type { Command, Host } from '../../protocol/schema.js';
 import { useStore } from '../context.js';
 import { shortGeneration } from '../format.js';
@@ -76,7 +76,10 @@ function Spacer({ height }: { height: number }) {
   );
 }
 
-function SelectAll({ ids }: { ids: readonly string[] }) {
+/** Its own signals only (the host ids change when hosts come and go, not on every update). */
+const SelectAll = memo(function SelectAll() {
+  const hostnames = useStore().hostnames.value;
+  const ids = useMemo(() => [...hostnames.keys()], [hostnames]);
   const ref = useRef<HTMLInputElement>(null);
   const selected = selection.value;
   const count = ids.filter((id) => selected.has(id)).length;
@@ -85,7 +88,7 @@ function SelectAll({ ids }: { ids: readonly string[] }) {
     if (ref.current) ref.current.indeterminate = count > 0 && !all;
   }, [count, all]);
   return <input ref={ref} type="checkbox" checked={all} disabled={ids.length === 0} aria-label="Select all hosts" onChange={() => setSelection(all ? [] : ids)} />;
-}
+});
 
 export function HostsTable() {
   const store = useStore();
@@ -114,7 +117,7 @@ export function HostsTable() {
         <thead>
           <tr>
             <th scope="col" class="col-select">
-              <SelectAll ids={hosts.map((h) => h.id)} />
+              <SelectAll />
             </th>
             <th scope="col" class="col-host">Host</th>
             <th scope="col">Type</th>
