@@ -1,14 +1,15 @@
 // WorkerSockets: WebSockets that live in a dedicated Worker (socket-worker.ts), seen from the page
 // as ordinary WebSocketLike objects. Pass `.WebSocket` to StateSync and nothing above the socket
 // changes: the engine, the watchdog and the page triggers stay on the page. What changes is the
-// cost: in Chromium every WebSocket message is a main-thread task of its own, and at 5,000
-// messages/s those tasks alone push frames past their 16 ms (bench/chromium-baseline.mjs). Here
-// the page runs one task per batch of frames.
+// cost: in Chromium every WebSocket message is a main-thread task of its own, and at thousands of
+// messages/s those tasks alone push frames past their 16 ms (bench/chromium-baseline.mjs: from
+// 5,000/s on a slow 2-core machine, 20,000/s on a faster one). Here the page runs one task per
+// batch of frames.
 //
-// If the worker cannot start (a CSP without worker-src, a missing script, no Worker at all),
-// sockets fail with 1006 and later ones are opened with `fallback` on the page. If it dies after
-// it was working (an error, or silence: it must accept every open within `workerTimeoutMs`), its
-// sockets close with 1006 and the next socket starts a new worker.
+// If the first worker cannot start (a CSP without worker-src, a missing script, no Worker at
+// all), sockets fail with 1006 and later ones are opened with `fallback` on the page. If a worker
+// dies after one has worked (an error, or silence: it must accept every open within
+// `workerTimeoutMs`), its sockets close with 1006 and the next socket starts a new worker.
 import type { FromSocketWorker, ToSocketWorker } from './socket-worker.js';
 import type { WebSocketConstructorLike, WebSocketLike } from './state-sync.js';
 
