@@ -6,10 +6,11 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StateSync, type PageLike, type StateSyncOptions, type StatusEvent, type WebSocketConstructorLike } from '../src/client/index.js';
-import { toFullState } from '../src/protocol/index.js';
+import { StateSync, type PageLike, type StateSyncOptions, type WebSocketConstructorLike } from '../src/client/index.js';
 import { api } from './support/http.js';
-import { startTestServer, tempDir, type TestServer } from './support/test-server.js';
+import { startTestServer, tempDir } from './support/test-server.js';
+import { converged, startSync } from './support/sync-client.js';
+import { until } from './support/until.js';
 import { WsFaultProxy } from './support/ws-fault-proxy.js';
 
 const cleanups: Array<() => unknown> = [];
@@ -36,28 +37,8 @@ const AuthedWebSocket = class extends WebSocket {
   }
 } as unknown as WebSocketConstructorLike;
 
-function client(url: string, options: Partial<StateSyncOptions> = {}): StateSync & { statuses: StatusEvent[] } {
-  const sync = new StateSync({ url, WebSocket: AuthedWebSocket, beaconIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, page: null, ...options });
-  const statuses: StatusEvent[] = [];
-  sync.on('status', (s) => statuses.push(s));
-  sync.start();
-  cleanups.push(() => sync.close());
-  return Object.assign(sync, { statuses });
-}
-
-async function until(predicate: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!predicate()) {
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** The client holds exactly the server's state at the server's version. */
-async function converged(sync: StateSync, server: TestServer, timeoutMs = 5000): Promise<void> {
-  await until(() => sync.version === server.manager.version && sync.status.status === 'live', timeoutMs, `client at v${server.manager.version} (is at v${sync.version}, ${sync.status.status})`);
-  expect(sync.epoch).toBe(server.manager.epoch);
-  expect(toFullState(sync.state as never)).toEqual(toFullState(server.manager.state));
+function client(url: string, options: Partial<StateSyncOptions> = {}) {
+  return startSync({ url, WebSocket: AuthedWebSocket, beaconIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, page: null, ...options }, cleanups);
 }
 
 describe('StateSync', () => {
@@ -121,7 +102,7 @@ describe('StateSync', () => {
     await converged(sync, server);
     proxy.stall();
     await http.addHost('while-stalled');
-    await until(() => sync.stats.deadLinks === 1, 3000, 'dead link');
+    await until('dead link', () => sync.stats.deadLinks === 1, 3000, 10);
     expect(sync.statuses.some((s) => s.status === 'offline' && s.reason === 'silence')).toBe(true);
     await converged(sync, server, 3000);
     expect(sync.state!.hosts.has('while-stalled')).toBe(true);
@@ -136,7 +117,7 @@ describe('StateSync', () => {
     proxy.dropNext('delta');
     await http.patch('/api/hosts/a', { status: 'online' });
     await http.patch('/api/hosts/a', { status: 'offline' });
-    await until(() => sync.statuses.some((s) => s.reason === 'resync timeout'), 3000, 'resync timeout');
+    await until('resync timeout', () => sync.statuses.some((s) => s.reason === 'resync timeout'), 3000, 10);
     await converged(sync, server, 3000);
   });
 
@@ -150,7 +131,7 @@ describe('StateSync', () => {
     await api(server.url, server.token).addHost('a');
     await converged(sync, server);
     await server.close();
-    await until(() => sync.status.status === 'offline', 2000, 'offline');
+    await until('offline', () => sync.status.status === 'offline', 2000, 10);
     server = await startTestServer({ dataDir, listenPort: port, beaconIntervalMs: 300 });
     cleanups.push(() => server.close());
     await api(server.url, server.token).addHost('b');
@@ -231,7 +212,7 @@ describe('StateSync', () => {
         clearTimeout: (h) => clearTimeout(h as never),
       },
     });
-    await until(() => accepted >= 6 && delays.length >= 6, 5000, 'six attempts and their delays');
+    await until('six attempts and their delays', () => accepted >= 6 && delays.length >= 6, 5000, 10);
     sync.close();
     // 20·2^n capped at 160 (random() = 1 gives the ceiling), never reset by a successful open.
     expect(delays.slice(0, 6)).toEqual([20, 40, 80, 160, 160, 160]);

@@ -6,11 +6,11 @@
 import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
-import { StateSync, WorkerSockets, type StateSyncOptions, type StatusEvent, type WebSocketConstructorLike, type WorkerLike } from '../src/client/index.js';
+import { WorkerSockets, type StateSyncOptions, type WebSocketConstructorLike, type WorkerLike } from '../src/client/index.js';
 import type { FromSocketWorker, ToSocketWorker } from '../src/client/socket-worker.js';
-import { toFullState } from '../src/protocol/index.js';
 import { api } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { converged, startSync } from './support/sync-client.js';
 import { until } from './support/until.js';
 
 const THREAD = new URL('./support/socket-worker-thread.mjs', import.meta.url);
@@ -70,18 +70,7 @@ function sockets(headers: Record<string, string>, options: { flushIntervalMs?: n
 }
 
 function client(url: string, WebSocketImpl: WebSocketConstructorLike, options: Partial<StateSyncOptions> = {}) {
-  const sync = new StateSync({ url, WebSocket: WebSocketImpl, beaconIntervalMs: 300, backoffBaseMs: 20, backoffCapMs: 200, page: null, ...options });
-  const statuses: StatusEvent[] = [];
-  sync.on('status', (status) => statuses.push(status));
-  sync.start();
-  cleanups.push(() => sync.close());
-  return Object.assign(sync, { statuses });
-}
-
-async function converged(sync: StateSync, s: TestServer, timeoutMs = 5000): Promise<void> {
-  await until(`client at v${s.manager.version} (is at v${sync.version}, ${sync.status.status})`, () => sync.version === s.manager.version && sync.status.status === 'live', timeoutMs);
-  expect(sync.epoch).toBe(s.manager.epoch);
-  expect(toFullState(sync.state as never)).toEqual(toFullState(s.manager.state));
+  return startSync({ url, WebSocket: WebSocketImpl, beaconIntervalMs: 300, backoffBaseMs: 20, backoffCapMs: 200, page: null, ...options }, cleanups);
 }
 
 const event = (i: number) => ({ type: 'event' as const, event: { id: `e-${i}`, timestamp: new Date().toISOString(), category: 'burst', level: 'info' as const, actor: null, host_id: null, action: null, message: `event ${i}`, details: null } });
