@@ -4,7 +4,7 @@
 // request or an open socket costs no I/O. Listeners hear when a credential stops being valid.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuthStore, SessionRecord, TokenRecord, UserRecord } from './auth-store.js';
-import { LoginLimiter } from './login-limiter.js';
+import { LoginLimiter, type LoginRefusal } from './login-limiter.js';
 import { checkPasswordStrength, hashPassword, KdfLimiter, verifyPassword } from './passwords.js';
 import { USER_ROLES, TOKEN_ROLES, type Principal, type TokenRole, type UserRole } from './roles.js';
 import { generateTotpSecret, totpUri, verifyTotp } from './totp.js';
@@ -65,6 +65,8 @@ export class AuthService {
   private dummyHash = '';
   private syncTimer: NodeJS.Timeout | null = null;
   private pendingReload: Promise<void> | null = null;
+  /** Counters for tests and metrics: `passwordChecks` counts passwords actually hashed at login. */
+  readonly stats = { passwordChecks: 0 };
 
   private constructor(
     private readonly store: AuthStore,
@@ -221,35 +223,43 @@ export class AuthService {
 
   async login(input: { username: string; password: string; totp?: string | undefined }, address: string): Promise<LoginResult> {
     const account = input.username.toLowerCase();
-    const gate = this.limiter.check(account, address);
-    if (!gate.allowed) throw new AuthError('rate_limited', `too many failed logins for this ${gate.scope}; try again later`, gate.retryAfterMs);
     const known = this.users.get(account);
+    if (known && known.totpSecret !== null && !input.totp) {
+      // Answered before the password is looked at, so this answer cannot confirm a guess.
+      const gate = this.limiter.check(account, address);
+      if (!gate.allowed) throw rateLimited(gate);
+      throw new AuthError('totp_required', 'enter the code from your authenticator app');
+    }
+    // Counted as a failure before the hash starts: a burst of parallel guesses is admitted only
+    // up to the limit, however many are waiting in the hash queue.
+    const reservation = this.limiter.reserve(account, address);
+    if (!reservation.allowed) throw rateLimited(reservation);
+    const { attempt } = reservation;
     const passwordOk = await verifyPassword(input.password, known?.passwordHash ?? this.dummyHash, this.kdf).catch((error: { code?: string }) => {
+      attempt.withdrawn(); // never evaluated: no guess was spent
       if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy checking passwords; try again in a moment', 1000);
       throw error;
     });
+    this.stats.passwordChecks++;
     // Read again after the await: a concurrent login may have used a TOTP step meanwhile.
     const user = this.users.get(account);
-    if (!user || !passwordOk || user.passwordHash !== known?.passwordHash) {
-      this.limiter.recordFailure(account, address);
-      throw new AuthError('invalid_credentials', 'wrong user name or password');
+    const codeCheck = user && user.totpSecret !== null ? verifyTotp(user.totpSecret, input.totp ?? '', this.now(), user.totpLastStep) : null;
+    if (!user || !passwordOk || user.passwordHash !== known?.passwordHash || (codeCheck && !codeCheck.ok && codeCheck.reason !== 'reused')) {
+      // One answer for a wrong password and a wrong code, so neither confirms the other.
+      throw new AuthError('invalid_credentials', user?.totpSecret ? 'wrong user name, password or code' : 'wrong user name or password');
     }
-    if (user.totpSecret !== null) {
-      if (!input.totp) throw new AuthError('totp_required', 'enter the code from your authenticator app');
-      const checked = verifyTotp(user.totpSecret, input.totp, this.now(), user.totpLastStep);
-      if (!checked.ok) {
-        this.limiter.recordFailure(account, address);
-        if (checked.reason === 'reused') throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
-        throw new AuthError('invalid_credentials', 'wrong authenticator code');
-      }
+    if (codeCheck) {
+      // The password was right and the code is one the user really had: saying it was used
+      // already tells an attacker nothing they could not see.
+      if (!codeCheck.ok) throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
       // Marked used in memory in the same step as the check (no await between), then claimed in
       // the store, atomically, against every other instance.
-      this.users.set(account, { ...user, totpLastStep: checked.step });
-      if (!(await this.store.claimTotpStep(user.name, checked.step))) {
+      this.users.set(account, { ...user, totpLastStep: codeCheck.step });
+      if (!(await this.store.claimTotpStep(user.name, codeCheck.step))) {
         throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
       }
     }
-    this.limiter.recordSuccess(account, address);
+    attempt.succeeded();
     // Always a fresh id: a session id planted before login (fixation) is never promoted.
     const sessionId = randomBytes(32).toString('base64url');
     const at = this.now();
@@ -391,6 +401,10 @@ export class AuthService {
       throw error;
     });
   }
+}
+
+function rateLimited(refusal: LoginRefusal): AuthError {
+  return new AuthError('rate_limited', `too many failed logins for this ${refusal.scope}; try again later`, refusal.retryAfterMs);
 }
 
 export function sha256(text: string): string {

@@ -1,8 +1,9 @@
 // Login brute-force limits with an injected clock: per-account lockout, the per-address limit
-// across accounts, windows and lockouts ending, success clearing the account only, and memory
-// bounded under a flood of usernames without losing the lock under attack.
+// across accounts, attempts counted when admitted (not when their hash ends), windows and
+// lockouts ending, success clearing the account only, and memory bounded under a flood of
+// usernames without losing the lock under attack.
 import { describe, expect, it } from 'vitest';
-import { LoginLimiter, accountKey, addressKey, type LoginLimiterOptions } from './login-limiter.js';
+import { LoginLimiter, accountKey, addressKey, type LoginAttempt, type LoginLimiterOptions } from './login-limiter.js';
 
 const MINUTE = 60_000;
 const WINDOW = 15 * MINUTE;
@@ -18,11 +19,15 @@ function setup(options: Partial<LoginLimiterOptions> = {}): { limiter: LoginLimi
   return { limiter, advance: (ms) => (now += ms) };
 }
 
-function fail(limiter: LoginLimiter, account: string, address: string, times: number): void {
-  for (let i = 0; i < times; i++) {
-    expect(limiter.check(account, address)).toEqual({ allowed: true });
-    limiter.recordFailure(account, address);
-  }
+/** `times` wrong guesses, each admitted and left counted. */
+function fail(limiter: LoginLimiter, account: string, address: string, times = 1): void {
+  for (let i = 0; i < times; i++) expect(limiter.reserve(account, address).allowed).toBe(true);
+}
+
+function admitted(limiter: LoginLimiter, account: string, address: string): LoginAttempt {
+  const reservation = limiter.reserve(account, address);
+  if (!reservation.allowed) throw new Error(`refused: ${JSON.stringify(reservation)}`);
+  return reservation.attempt;
 }
 
 describe('LoginLimiter', () => {
@@ -32,6 +37,42 @@ describe('LoginLimiter', () => {
     expect(limiter.check('admin', '198.51.100.1')).toEqual({ allowed: false, retryAfterMs: WINDOW, scope: 'account' });
     advance(MINUTE);
     expect(limiter.check('admin', '198.51.100.1')).toEqual({ allowed: false, retryAfterMs: WINDOW - MINUTE, scope: 'account' });
+  });
+
+  it('counts attempts when they are admitted: of 60 guesses in flight at once, 5 are admitted', () => {
+    const { limiter } = setup();
+    const decisions = Array.from({ length: 60 }, () => limiter.reserve('admin', '198.51.100.1'));
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(5);
+    // The right password arriving inside the burst is refused too: the budget is spent.
+    expect(limiter.reserve('admin', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'account' });
+  });
+
+  it('admits at most the address limit across accounts, however the guesses are timed', () => {
+    const { limiter } = setup();
+    const decisions = Array.from({ length: 60 }, (_, i) => limiter.reserve(`user${i}`, '198.51.100.1'));
+    expect(decisions.filter((d) => d.allowed)).toHaveLength(20);
+    expect(limiter.reserve('admin', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'address' });
+  });
+
+  it('gives the charges back for an attempt that was never evaluated, lifting the lock it set', () => {
+    const { limiter } = setup();
+    fail(limiter, 'admin', '198.51.100.1', 4);
+    const fifth = admitted(limiter, 'admin', '198.51.100.1');
+    expect(limiter.check('admin', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'account' });
+    fifth.withdrawn();
+    fifth.withdrawn(); // settling twice changes nothing
+    expect(limiter.check('admin', '198.51.100.1')).toEqual({ allowed: true });
+    fail(limiter, 'admin', '198.51.100.1', 1);
+    expect(limiter.check('admin', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'account' });
+  });
+
+  it('does not refund into a window that began after the attempt was charged', () => {
+    const { limiter, advance } = setup();
+    const old = admitted(limiter, 'admin', '198.51.100.1');
+    advance(WINDOW);
+    fail(limiter, 'admin', '198.51.100.1', 5);
+    old.withdrawn();
+    expect(limiter.check('admin', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'account' });
   });
 
   it('locks the account from every address, case-insensitively', () => {
@@ -72,11 +113,11 @@ describe('LoginLimiter', () => {
     expect(limiter.check('admin', '198.51.100.1')).toEqual({ allowed: true });
   });
 
-  it('uses lockoutMs when given, and does not extend a lock on further failures', () => {
+  it('uses lockoutMs when given, and does not extend a lock on further attempts', () => {
     const { limiter, advance } = setup({ lockoutMs: 60 * MINUTE });
     fail(limiter, 'admin', '198.51.100.1', 5);
     advance(30 * MINUTE);
-    limiter.recordFailure('admin', '198.51.100.1'); // a caller that did not check first
+    expect(limiter.reserve('admin', '198.51.100.1')).toMatchObject({ allowed: false, retryAfterMs: 30 * MINUTE });
     expect(limiter.check('admin', '198.51.100.1')).toMatchObject({ allowed: false, retryAfterMs: 30 * MINUTE });
     advance(30 * MINUTE);
     expect(limiter.check('admin', '198.51.100.1')).toEqual({ allowed: true });
@@ -84,9 +125,9 @@ describe('LoginLimiter', () => {
 
   it('clears the account on success but keeps the address count', () => {
     const { limiter } = setup({ perAddress: { max: 6, windowMs: WINDOW } });
-    fail(limiter, 'admin', '198.51.100.1', 4);
-    limiter.recordSuccess('ADMIN', '198.51.100.1');
-    fail(limiter, 'admin', '198.51.100.1', 2);
+    fail(limiter, 'admin', '198.51.100.1', 3);
+    admitted(limiter, 'ADMIN', '198.51.100.1').succeeded();
+    fail(limiter, 'admin', '198.51.100.1', 3);
     expect(limiter.check('admin', '203.0.113.9')).toEqual({ allowed: true });
     expect(limiter.check('someone', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'address' });
   });
@@ -101,9 +142,9 @@ describe('LoginLimiter', () => {
 
   it('counts an IPv6 client by its /64 and a mapped IPv4 as IPv4', () => {
     const { limiter } = setup({ perAddress: { max: 3, windowMs: WINDOW } });
-    limiter.recordFailure('a', '2001:db8:1:2::1');
-    limiter.recordFailure('b', '2001:db8:1:2:ffff::9');
-    limiter.recordFailure('c', '2001:DB8:1:2:0:0:0:7');
+    fail(limiter, 'a', '2001:db8:1:2::1');
+    fail(limiter, 'b', '2001:db8:1:2:ffff::9');
+    fail(limiter, 'c', '2001:DB8:1:2:0:0:0:7');
     expect(limiter.check('d', '2001:db8:1:2::abcd')).toMatchObject({ allowed: false, scope: 'address' });
     expect(limiter.check('d', '2001:db8:1:3::1')).toEqual({ allowed: true });
     expect(addressKey('::ffff:198.51.100.1')).toBe(addressKey('198.51.100.1'));
@@ -112,7 +153,7 @@ describe('LoginLimiter', () => {
   it('keeps memory within maxEntries under 100k distinct usernames', () => {
     const { limiter } = setup({ maxEntries: 1000 });
     for (let i = 0; i < 100_000; i++) {
-      limiter.recordFailure(`user${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
+      fail(limiter, `user${i}`, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`);
       if (i % 997 === 0) expect(limiter.size).toBeLessThanOrEqual(1000);
     }
     expect(limiter.size).toBeLessThanOrEqual(1000);
@@ -121,7 +162,7 @@ describe('LoginLimiter', () => {
   it('does not let a username flood evict the lock on the account under attack', () => {
     const { limiter } = setup({ maxEntries: 100 });
     fail(limiter, 'admin', '198.51.100.1', 5);
-    for (let i = 0; i < 10_000; i++) limiter.recordFailure(`junk${i}`, `203.0.${(i >> 8) & 255}.${i & 255}`);
+    for (let i = 0; i < 10_000; i++) fail(limiter, `junk${i}`, `203.0.${(i >> 8) & 255}.${i & 255}`);
     expect(limiter.size).toBeLessThanOrEqual(100);
     expect(limiter.check('admin', '192.0.2.1')).toMatchObject({ allowed: false, scope: 'account' });
   });
@@ -131,10 +172,10 @@ describe('LoginLimiter', () => {
     fail(limiter, 'old', '198.51.100.1', 5); // two locks, which then expire
     advance(WINDOW);
     fail(limiter, 'victim', '198.51.100.2', 3);
-    limiter.recordFailure('y', '198.51.100.3'); // six keys: the two expired locks must go
+    fail(limiter, 'y', '198.51.100.3'); // six keys: the two expired locks must go
     expect(limiter.size).toBe(4);
-    limiter.recordFailure('victim', '198.51.100.4');
-    limiter.recordFailure('victim', '198.51.100.5');
+    fail(limiter, 'victim', '198.51.100.4');
+    fail(limiter, 'victim', '198.51.100.5');
     expect(limiter.check('victim', '198.51.100.6')).toMatchObject({ allowed: false, scope: 'account' });
   });
 
@@ -159,7 +200,7 @@ describe('LoginLimiter', () => {
 
   it('works with the defaults', () => {
     const limiter = new LoginLimiter();
-    for (let i = 0; i < 5; i++) limiter.recordFailure('admin', '198.51.100.1');
+    for (let i = 0; i < 5; i++) fail(limiter, 'admin', '198.51.100.1');
     expect(limiter.check('admin', '198.51.100.1')).toMatchObject({ allowed: false, scope: 'account' });
   });
 });

@@ -1,6 +1,8 @@
 // Brute-force protection for logins: failures counted per account and per client address, and a
-// lockout once either reaches its limit. In memory, bounded in entries and in key size, so cycling
-// usernames or addresses cannot grow it. Pure: the clock is injected.
+// lockout once either reaches its limit. An attempt is charged as a failure *before* the password
+// is checked and given back only once it is proven right, so a burst of parallel guesses is
+// counted as it arrives, not as its hashes finish. In memory, bounded in entries and in key size,
+// so cycling usernames or addresses cannot grow it. Pure: the clock is injected.
 import { createHash } from 'node:crypto';
 import { formatIp, maskBytes, parseIp } from './client-address.js';
 
@@ -20,7 +22,22 @@ export interface LoginLimiterOptions {
   maxEntries?: number;
 }
 
-export type LoginCheck = { allowed: true } | { allowed: false; retryAfterMs: number; scope: 'account' | 'address' };
+export type LoginRefusal = { allowed: false; retryAfterMs: number; scope: 'account' | 'address' };
+export type LoginCheck = { allowed: true } | LoginRefusal;
+
+/**
+ * An attempt admitted by `reserve`, already counted as a failure. Settle it once: `succeeded`
+ * when the credentials were right, `withdrawn` when nothing was evaluated; a wrong guess needs
+ * no call (it stays counted).
+ */
+export interface LoginAttempt {
+  /** Clears the account's failures and gives the address back this attempt's charge. */
+  succeeded(): void;
+  /** Gives both charges back: the password was never checked (say, the KDF was busy). */
+  withdrawn(): void;
+}
+
+export type LoginReservation = { allowed: true; attempt: LoginAttempt } | LoginRefusal;
 
 export const DEFAULT_LOGIN_LIMITS: Readonly<Required<Omit<LoginLimiterOptions, 'lockoutMs' | 'now'>>> = Object.freeze({
   perAccount: Object.freeze({ max: 5, windowMs: 15 * 60_000 }),
@@ -72,41 +89,80 @@ export class LoginLimiter {
     return this.#counting.size + this.#locked.size;
   }
 
-  /** Call before verifying a password; when refused, do not verify it at all. */
+  /** Whether an attempt would be admitted now, without counting one (for answers that check nothing). */
   check(account: string, address: string): LoginCheck {
+    return this.#refusal(account, address, this.#now()) ?? { allowed: true };
+  }
+
+  /**
+   * Call before verifying a password: refused while the account or the address is locked;
+   * otherwise the attempt is counted as a failure at once, so however many guesses arrive
+   * together, at most `max` per key are ever admitted. Settle the returned attempt.
+   */
+  reserve(account: string, address: string): LoginReservation {
     const now = this.#now();
-    let refusal: LoginCheck = { allowed: true };
+    const refusal = this.#refusal(account, address, now);
+    if (refusal) return refusal;
+    const [accountKey_, addressKey_] = [accountKey(account), addressKey(address)];
+    const onAccount = this.#charge('account', accountKey_, now);
+    const onAddress = this.#charge('address', addressKey_, now);
+    this.#evict(now);
+    let settled = false;
+    const settle = (refundAccount: boolean): void => {
+      if (settled) return;
+      settled = true;
+      this.#refund('address', addressKey_, onAddress);
+      if (refundAccount) this.#refund('account', accountKey_, onAccount);
+      else this.#forget(accountKey_);
+    };
+    return {
+      allowed: true,
+      attempt: {
+        // The account's count is cleared; the address keeps its other failures, or one valid
+        // account would launder an address's guesses at other accounts.
+        succeeded: () => settle(false),
+        withdrawn: () => settle(true),
+      },
+    };
+  }
+
+  #refusal(account: string, address: string, now: number): LoginRefusal | null {
+    let refusal: LoginRefusal | null = null;
     for (const [scope, key] of this.#keys(account, address)) {
       const entry = this.#live(key, now);
       if (!entry || entry.lockedUntil <= now) continue;
       const retryAfterMs = entry.lockedUntil - now;
       // Both locked: the longer wait is the one that matters to the client.
-      if (refusal.allowed || retryAfterMs > refusal.retryAfterMs) refusal = { allowed: false, retryAfterMs, scope };
+      if (!refusal || retryAfterMs > refusal.retryAfterMs) refusal = { allowed: false, retryAfterMs, scope };
     }
     return refusal;
   }
 
-  /** A wrong password (or unknown account: count it the same, so accounts cannot be probed). */
-  recordFailure(account: string, address: string): void {
-    const now = this.#now();
-    for (const [scope, key] of this.#keys(account, address)) {
-      const rule = this.#rules[scope];
-      const entry = this.#live(key, now) ?? { failures: 0, windowEnd: now + rule.windowMs, lockedUntil: 0 };
-      this.#counting.delete(key);
-      this.#locked.delete(key);
-      entry.failures++;
-      // A failure while locked (a caller that skipped check) does not extend the lock: otherwise
-      // anyone could keep a victim's account locked out with one request per lockout.
-      if (entry.failures >= rule.max && entry.lockedUntil === 0) entry.lockedUntil = now + rule.lockoutMs;
-      (entry.lockedUntil > 0 ? this.#locked : this.#counting).set(key, entry);
-    }
-    this.#evict(now);
+  /** Counts one failure on `key`; reaching `max` locks it for `lockoutMs` from now. */
+  #charge(scope: Scope, key: string, now: number): Entry {
+    const rule = this.#rules[scope];
+    const entry = this.#live(key, now) ?? { failures: 0, windowEnd: now + rule.windowMs, lockedUntil: 0 };
+    this.#forget(key); // re-inserted last: the maps are in least-recently-failed order
+    entry.failures++;
+    if (entry.failures >= rule.max && entry.lockedUntil === 0) entry.lockedUntil = now + rule.lockoutMs;
+    (entry.lockedUntil > 0 ? this.#locked : this.#counting).set(key, entry);
+    return entry;
   }
 
-  /** A successful login clears the account's failures; the address's stay, or one valid account
-   *  would launder an address's guesses at other accounts. */
-  recordSuccess(account: string, _address: string): void {
-    const key = accountKey(account);
+  /** Takes back one failure from the entry it was charged to, unless that window has ended since. */
+  #refund(scope: Scope, key: string, charged: Entry): void {
+    const entry = this.#live(key, this.#now());
+    if (entry !== charged || entry.failures === 0) return;
+    entry.failures--;
+    if (entry.lockedUntil > 0 && entry.failures < this.#rules[scope].max) {
+      // The lock came from the charge just given back: lift it.
+      entry.lockedUntil = 0;
+      this.#locked.delete(key);
+      this.#counting.set(key, entry);
+    }
+  }
+
+  #forget(key: string): void {
     this.#counting.delete(key);
     this.#locked.delete(key);
   }
@@ -124,8 +180,7 @@ export class LoginLimiter {
     if (!entry) return undefined;
     const ended = entry.lockedUntil > 0 ? now >= entry.lockedUntil : now >= entry.windowEnd;
     if (!ended) return entry;
-    this.#counting.delete(key);
-    this.#locked.delete(key);
+    this.#forget(key);
     return undefined;
   }
 
