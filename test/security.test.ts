@@ -1,11 +1,13 @@
 // Access control and hardening, one attack per control: each test performs the attack over
 // real sockets and asserts it fails (and that the legitimate path still works).
 import { execFileSync } from 'node:child_process';
+import { connect } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import { afterEach, describe, expect, it } from 'vitest';
 import { totpCode } from '../src/server/auth/totp.js';
+import { createLogger } from '../src/server/logger.js';
 import { api, request } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, tempDir, TEST_ADMIN_PASSWORD, type TestServer } from './support/test-server.js';
@@ -307,5 +309,30 @@ describe('input hardening', () => {
     expect(body.status).toBe(200);
     expect(body.headers['strict-transport-security']).toContain('max-age=');
     expect(String(body.headers['set-cookie'])).toMatch(/^__Host-nixfleet_session=[\w-]+; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+; Secure$/);
+  });
+});
+
+describe('log flooding', () => {
+  it('does not let unauthenticated requests fill the error log: aborted bodies and a busy password queue', async () => {
+    const lines: Array<{ level: string; msg: string }> = [];
+    const s = await server({ trustedProxies: '127.0.0.1', logLevel: 'debug' }, { logger: createLogger('debug', (line) => lines.push(JSON.parse(line))) });
+    const { port } = new URL(s.url);
+    // 200 uploads that stop half-way.
+    await Promise.all(Array.from({ length: 200 }, () => new Promise<void>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1', () => {
+        socket.write('POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{"username":');
+        setTimeout(() => socket.destroy(), 20);
+      });
+      socket.on('close', () => resolve());
+      socket.on('error', () => {});
+    })));
+    // 150 logins at once from 150 addresses: more than the password queue holds (kdf_busy).
+    const answers = await Promise.all(Array.from({ length: 150 }, (_, i) => login(s, `user${i}`, 'wrong password!!', {}, { 'x-forwarded-for': `198.51.100.${i}` })));
+    expect(answers.filter((a) => a.status === 503).length).toBeGreaterThan(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect(lines.filter((l) => l.level === 'error')).toEqual([]);
+    const perMessage = new Map<string, number>();
+    for (const line of lines) if (line.level === 'warn') perMessage.set(line.msg, (perMessage.get(line.msg) ?? 0) + 1);
+    for (const [msg, count] of perMessage) expect({ msg, count }).toEqual({ msg, count: Math.min(count, 10) });
   });
 });

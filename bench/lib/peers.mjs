@@ -23,7 +23,8 @@ export function stampedEvent(stampNs = nowNs()) {
 
 export async function startNixfleet({ synchronous = 'FULL', deflateSnapshots = true } = {}) {
   const tmp = withTempDir();
-  const server = await startServer({ listenHost: '127.0.0.1', listenPort: 0, dataDir: tmp.dir, logLevel: 'silent', sqliteSynchronous: synchronous, maxClients: 20_000, deflateSnapshots });
+  // Every bench client comes from 127.0.0.1: the per-address cap is lifted (the global one stays).
+  const server = await startServer({ listenHost: '127.0.0.1', listenPort: 0, dataDir: tmp.dir, logLevel: 'silent', sqliteSynchronous: synchronous, maxClients: 20_000, maxConnectionsPerAddress: 1_000_000, deflateSnapshots });
   const { token } = await server.auth.createToken({ name: 'bench', role: 'admin' }, 'bench');
   return {
     name: `nixfleet (apply→commit ${synchronous}→broadcast)`,

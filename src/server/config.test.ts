@@ -1,7 +1,10 @@
 // Configuration from NIXFLEET_* variables: defaults, every variable honoured, and a ConfigError
 // naming the variable for each value that makes no sense.
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_CONFIG, configFromEnv, parseDuration, parseListen, type ServerConfig } from './config.js';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ConfigError, DEFAULT_CONFIG, configFromEnv, defaultMaxConnections, parseDuration, parseListen, type ServerConfig } from './config.js';
 
 describe('parseDuration', () => {
   it.each([
@@ -75,6 +78,11 @@ describe('configFromEnv', () => {
     ['NIXFLEET_SNAPSHOT_EVERY', '10', { snapshotEvery: 10 }],
     ['NIXFLEET_CHANGE_LOG_RETENTION', '0', { changeLogRetention: 0 }],
     ['NIXFLEET_LOG_LEVEL', 'debug', { logLevel: 'debug' }],
+    ['NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS', '2000', { maxConnectionsPerAddress: 2000 }],
+    ['NIXFLEET_MAX_CONNECTIONS', '500', { maxConnections: 500 }],
+    ['NIXFLEET_HEADERS_TIMEOUT', '2s', { headersTimeoutMs: 2000 }],
+    ['NIXFLEET_REQUEST_TIMEOUT', '1m', { requestTimeoutMs: 60_000 }],
+    ['NIXFLEET_IDLE_TIMEOUT', '5m', { idleTimeoutMs: 300_000 }],
   ];
 
   it.each(honoured)('honours %s=%j', (name, value, expected) => {
@@ -111,6 +119,11 @@ describe('configFromEnv', () => {
     ['NIXFLEET_SNAPSHOT_EVERY', '0'],
     ['NIXFLEET_CHANGE_LOG_RETENTION', '1e3'],
     ['NIXFLEET_LOG_LEVEL', 'verbose'],
+    ['NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS', '0'],
+    ['NIXFLEET_MAX_CONNECTIONS', 'lots'],
+    ['NIXFLEET_HEADERS_TIMEOUT', 'slow'],
+    ['NIXFLEET_REQUEST_TIMEOUT', '5ms'],
+    ['NIXFLEET_IDLE_TIMEOUT', 'never'],
   ];
 
   it.each(invalid)('throws a ConfigError naming %s for %j', (name, value) => {
@@ -124,6 +137,19 @@ describe('configFromEnv', () => {
     expect((error as ConfigError).code).toBe('invalid_config');
     expect((error as ConfigError).message).toContain(name);
     expect((error as ConfigError).message).toContain(JSON.stringify(value));
+  });
+
+  it('refuses a header timeout longer than the request timeout', () => {
+    expect(() => configFromEnv({ NIXFLEET_HEADERS_TIMEOUT: '1m', NIXFLEET_REQUEST_TIMEOUT: '30s' })).toThrow(/NIXFLEET_HEADERS_TIMEOUT/);
+  });
+
+  it('sizes the default connection cap from the open-file limit, leaving a reserve', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'limits-'));
+    const file = join(dir, 'limits');
+    writeFileSync(file, 'Limit                     Soft Limit           Hard Limit           Units     \nMax open files            4096                 524288               files     \n');
+    expect(defaultMaxConnections(file)).toBe(4096 - 256);
+    expect(defaultMaxConnections(join(dir, 'missing'))).toBe(10_000);
+    rmSync(dir, { recursive: true });
   });
 
   it('covers every variable it honours with an invalid-value case', () => {

@@ -1,5 +1,6 @@
 // Server configuration: every default in one object, read from NIXFLEET_* environment variables
 // with a clear error for each value that makes no sense. Nothing else reads process.env.
+import { readFileSync } from 'node:fs';
 import type { Limits } from '../protocol/schema.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL';
@@ -28,6 +29,16 @@ export interface ServerConfig {
   maxBodyBytes: number;
   /** Open WebSocket connections accepted; more are closed with 1013. */
   maxClients: number;
+  /** Open TCP connections (HTTP and WebSocket) from one client address; trusted proxies are exempt. */
+  maxConnectionsPerAddress: number;
+  /** Open TCP connections in all; by default what the open-file limit leaves room for. */
+  maxConnections: number;
+  /** Time a client has to send a request's headers, from its first byte (or its connection). */
+  headersTimeoutMs: number;
+  /** Time a client has to send a whole request, body included. */
+  requestTimeoutMs: number;
+  /** A connection with no traffic at all for this long is destroyed (WebSockets have ping/pong instead). */
+  idleTimeoutMs: number;
   /** Negotiate permessage-deflate and send init/full_state deflated (deltas never are). */
   deflateSnapshots: boolean;
   /** SQLite `synchronous` pragma: FULL survives power loss, NORMAL only process crashes. */
@@ -69,6 +80,11 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   clientMessagesPerSecond: 20,
   maxBodyBytes: 1024 * 1024,
   maxClients: 10_000,
+  maxConnectionsPerAddress: 256,
+  maxConnections: defaultMaxConnections(),
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  idleTimeoutMs: 60_000,
   deflateSnapshots: true,
   sqliteSynchronous: 'FULL',
   snapshotEvery: 1000,
@@ -123,6 +139,11 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     clientMessagesPerSecond: d.clientMessagesPerSecond,
     maxBodyBytes: d.maxBodyBytes,
     maxClients: read('NIXFLEET_MAX_CLIENTS', d.maxClients, intIn(1, 1_000_000)),
+    maxConnectionsPerAddress: read('NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS', d.maxConnectionsPerAddress, intIn(1, 1_000_000)),
+    maxConnections: read('NIXFLEET_MAX_CONNECTIONS', d.maxConnections, intIn(1, 10_000_000)),
+    headersTimeoutMs: read('NIXFLEET_HEADERS_TIMEOUT', d.headersTimeoutMs, parseDuration),
+    requestTimeoutMs: read('NIXFLEET_REQUEST_TIMEOUT', d.requestTimeoutMs, parseDuration),
+    idleTimeoutMs: read('NIXFLEET_IDLE_TIMEOUT', d.idleTimeoutMs, parseDuration),
     deflateSnapshots: read('NIXFLEET_WS_DEFLATE', d.deflateSnapshots, parseOnOff),
     sqliteSynchronous: read('NIXFLEET_SQLITE_SYNCHRONOUS', d.sqliteSynchronous, parseSynchronous),
     snapshotEvery: read('NIXFLEET_SNAPSHOT_EVERY', d.snapshotEvery, intIn(1, 10_000_000)),
@@ -137,10 +158,31 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     adminPassword: env.NIXFLEET_ADMIN_PASSWORD ? env.NIXFLEET_ADMIN_PASSWORD : null,
     databaseUrl: read('NIXFLEET_DATABASE_URL', d.databaseUrl, parseDatabaseUrl),
   };
+  if (config.headersTimeoutMs > config.requestTimeoutMs) {
+    throw new ConfigError(`NIXFLEET_HEADERS_TIMEOUT (${config.headersTimeoutMs} ms) must not be longer than NIXFLEET_REQUEST_TIMEOUT (${config.requestTimeoutMs} ms)`);
+  }
   if ((config.tlsCertFile === null) !== (config.tlsKeyFile === null)) {
     throw new ConfigError('NIXFLEET_TLS_CERT and NIXFLEET_TLS_KEY must be set together');
   }
   return config;
+}
+
+/** Descriptors kept for everything but client connections: the store, logs, the dashboard's files. */
+const RESERVED_DESCRIPTORS = 256;
+
+/**
+ * The connections the process can hold: its open-file limit (Node raises the soft limit to the
+ * hard one at start) less a reserve for everything else. 10,000 where the limit cannot be read.
+ */
+export function defaultMaxConnections(limitsFile = '/proc/self/limits'): number {
+  try {
+    const line = readFileSync(limitsFile, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    if (Number.isSafeInteger(soft) && soft > 0) return Math.max(64, soft - RESERVED_DESCRIPTORS);
+  } catch {
+    // not Linux, or /proc not mounted
+  }
+  return 10_000;
 }
 
 const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { AuthService } from './auth/auth-service.js';
 import { SqliteAuthStore, type AuthStore } from './auth/auth-store.js';
 import { PgAuthStore } from './auth/pg-auth-store.js';
@@ -12,10 +13,12 @@ import { parseTrustedProxies } from './auth/client-address.js';
 import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
 import { createApiRouter } from './http/api-routes.js';
+import { ConnectionGate } from './http/connection-gate.js';
 import { addAuthRoutes } from './http/auth-routes.js';
 import { createRequestHandler, createUpgradeHandler } from './http/request-handler.js';
 import { addDashboardRoutes, DEFAULT_DASHBOARD_DIR } from './http/static-files.js';
 import { silentLogger, type Logger } from './logger.js';
+import { throttledLogger } from './log-throttle.js';
 import { DEFAULT_CONFIG, type ServerConfig } from './config.js';
 import { StateManager } from './state-manager.js';
 import { SqliteStore } from './store/sqlite-store.js';
@@ -51,9 +54,23 @@ export interface NixFleetServer {
   close(): Promise<void>;
 }
 
+/**
+ * A request the parser refused or that ran out of time: answered with its status, then the socket
+ * is destroyed, not half-closed, so its descriptor does not wait for the client to let go.
+ */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  if (!socket.writable) return void socket.destroy();
+  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
+  // end() waits for the kernel to take the bytes; a peer that stopped reading must not hold it.
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
 export async function startServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<NixFleetServer> {
   const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides, limits: { ...DEFAULT_CONFIG.limits, ...overrides.limits } };
-  const logger = options.logger ?? silentLogger;
+  // Outsiders can make the server log (refused connections, aborted uploads): no one message may
+  // fill the log.
+  const logger = throttledLogger(options.logger ?? silentLogger);
   const store =
     options.store ??
     (config.databaseUrl
@@ -86,14 +103,21 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     allowedOrigins: new Set(config.allowedOrigins),
   };
   const handler = createRequestHandler(door);
+  const timeouts = {
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    // How often the two above are enforced; Node's default (30 s) would let a slow client keep
+    // its descriptor that much longer than promised.
+    connectionsCheckingInterval: Math.min(1000, config.headersTimeoutMs),
+  };
   const http: Server = secure
-    ? createHttpsServer({ cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!) }, handler)
-    : createHttpServer(handler);
+    ? createHttpsServer({ cert: readFileSync(config.tlsCertFile!), key: readFileSync(config.tlsKeyFile!), ...timeouts }, handler)
+    : createHttpServer(timeouts, handler);
+  // A socket silent this long is destroyed ('timeout' with no listener); ws clears it on upgrade.
+  http.setTimeout(config.idleTimeoutMs);
+  new ConnectionGate({ perAddress: config.maxConnectionsPerAddress, total: config.maxConnections, exempt: door.trustedProxies, secure, logger }).attach(http);
   http.on('upgrade', createUpgradeHandler(door, hub));
-  http.on('clientError', (_error, socket) => {
-    if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
-    else socket.destroy();
-  });
+  http.on('clientError', answerClientError);
   const sweeper = setInterval(() => void auth.sweepExpired().catch(() => {}), 60_000).unref();
 
   try {

@@ -89,6 +89,17 @@ export function canonicalIp(ip: string): string {
   return bytes === null ? ip : formatIp(bytes);
 }
 
+/**
+ * What one client is counted as, for rate and connection limits: its canonical IPv4, or the /64
+ * of an IPv6 address (the block one host usually owns, so rotating addresses inside it gains
+ * nothing). Null for something that is not an IP.
+ */
+export function clientBucket(ip: string): string | null {
+  const bytes = parseIp(ip);
+  if (bytes === null) return null;
+  return bytes.length === 16 ? `${formatIp(maskBytes(bytes, 64))}/64` : formatIp(bytes);
+}
+
 /** Parses an IP (a `%zone` suffix is ignored); IPv4-mapped IPv6 yields the 4 IPv4 bytes. */
 export function parseIp(ip: string): IpBytes | null {
   if (typeof ip !== 'string' || ip.length > 64) return null;

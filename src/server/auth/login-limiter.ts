@@ -4,7 +4,7 @@
 // counted as it arrives, not as its hashes finish. In memory, bounded in entries and in key size,
 // so cycling usernames or addresses cannot grow it. Pure: the clock is injected.
 import { createHash } from 'node:crypto';
-import { formatIp, maskBytes, parseIp } from './client-address.js';
+import { clientBucket } from './client-address.js';
 
 export interface LoginLimitRule {
   /** Failures allowed in one window; the next attempt is refused. */
@@ -206,9 +206,8 @@ export function accountKey(account: string): string {
 
 /** The canonical IP; an IPv6 client is counted by its /64, the block one host usually owns. */
 export function addressKey(address: string): string {
-  const bytes = parseIp(address);
-  if (bytes === null) return boundedKey('address', address);
-  return bytes.length === 16 ? `address:${formatIp(maskBytes(bytes, 64))}/64` : `address:${formatIp(bytes)}`;
+  const bucket = clientBucket(address);
+  return bucket === null ? boundedKey('address', address) : `address:${bucket}`;
 }
 
 // Entries are bounded in number; this bounds each key, so a 1 MB username costs 64 bytes.

@@ -54,11 +54,26 @@ async function handle(door: FrontDoor, req: IncomingMessage, res: ServerResponse
     if (access !== 'public' && ctx.principal?.kind === 'session' && !SAFE_METHODS.has(method)) checkCsrf(req, ctx.principal, door);
     await handler(req, res, params, ctx);
   } catch (error) {
+    if (clientWentAway(req, error)) {
+      // An aborted upload is the client's business, not a server failure.
+      door.logger.debug('client went away mid-request', { method: req.method, url: req.url?.slice(0, 200) });
+      return void res.destroy();
+    }
     const httpError = toHttpError(error);
-    if (httpError.status >= 500) door.logger.error('request failed', { method: req.method, url: req.url, error: (error as Error).message });
+    if (!(error instanceof HttpError) && httpError.status >= 500) {
+      door.logger.error('request failed', { method: req.method, url: req.url?.slice(0, 200), error: (error as Error).message });
+    } else if (httpError.status >= 500) {
+      // Expected refusals (a busy password queue, a store that is down) are not bugs.
+      door.logger.warn('request refused', { method: req.method, url: req.url?.slice(0, 200), status: httpError.status, code: httpError.code });
+    }
     if (!res.headersSent) sendError(res, httpError);
     else res.destroy();
   }
+}
+
+function clientWentAway(req: IncomingMessage, error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  return req.destroyed && (code === 'ECONNRESET' || code === 'ERR_STREAM_PREMATURE_CLOSE' || (error as Error | null)?.message === 'aborted');
 }
 
 async function tryAuthenticate(req: IncomingMessage, door: FrontDoor): Promise<Principal | null> {
@@ -94,8 +109,9 @@ export function createUpgradeHandler(door: FrontDoor, hub: SyncHub): (req: Incom
 async function upgrade(door: FrontDoor, hub: SyncHub, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   {
     socket.on('error', () => socket.destroy());
+    // Answered, then destroyed: a refused client must not keep its descriptor by not closing.
     const refuse = (status: number, text: string) => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
+      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`, () => socket.destroy());
     };
     if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/ws') return refuse(404, 'Not Found');
     let principal: Principal | null;

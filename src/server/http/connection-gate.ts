@@ -1,0 +1,71 @@
+// Caps the TCP connections (HTTP and WebSocket alike: an upgrade keeps its connection) one client
+// address may hold, and the process in all, so no client can take every file descriptor. It
+// counts at accept, before a byte is parsed; an address is its peer IP (an IPv6 client by its
+// /64), and trusted proxies are exempt from the per-address cap, since every client behind
+// them shares their address. A refused connection is told why (plain HTTP) and destroyed.
+import type { Server } from 'node:net';
+import type { Socket } from 'node:net';
+import { clientBucket, type TrustedProxies } from '../auth/client-address.js';
+import type { Logger } from '../logger.js';
+
+export interface ConnectionGateOptions {
+  perAddress: number;
+  total: number;
+  exempt: TrustedProxies;
+  /** A TLS listener: refusals cannot be answered in plain HTTP, they are only closed. */
+  secure: boolean;
+  logger: Logger;
+}
+
+const REFUSAL_BODY = JSON.stringify({ error: 'too_many_connections', message: 'too many open connections from your address (or to this server); close some and retry' });
+const REFUSAL = `HTTP/1.1 503 Service Unavailable\r\nRetry-After: 5\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${REFUSAL_BODY.length}\r\n\r\n${REFUSAL_BODY}`;
+
+export class ConnectionGate {
+  private readonly perBucket = new Map<string, number>();
+  private openCount = 0;
+  readonly stats = { refusedPerAddress: 0, refusedTotal: 0 };
+
+  constructor(private readonly options: ConnectionGateOptions) {}
+
+  /** Counts every connection the server accepts, ahead of the HTTP machinery. */
+  attach(server: Server): void {
+    server.prependListener('connection', (socket: Socket) => this.admit(socket));
+  }
+
+  /** Connections open now. */
+  get open(): number {
+    return this.openCount;
+  }
+
+  private admit(socket: Socket): void {
+    const peer = socket.remoteAddress;
+    if (peer === undefined) return void socket.destroy(); // gone before we saw it
+    const bucket = this.options.exempt.contains(peer) ? null : (clientBucket(peer) ?? peer);
+    const held = bucket === null ? 0 : (this.perBucket.get(bucket) ?? 0);
+    if (this.openCount >= this.options.total) {
+      this.stats.refusedTotal++;
+      return this.refuse(socket, 'connection refused: the server holds its maximum of connections (NIXFLEET_MAX_CONNECTIONS)', { open: this.openCount });
+    }
+    if (bucket !== null && held >= this.options.perAddress) {
+      this.stats.refusedPerAddress++;
+      return this.refuse(socket, 'connection refused: the address holds its maximum of connections (NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS)', { address: bucket, open: held });
+    }
+    this.openCount++;
+    if (bucket !== null) this.perBucket.set(bucket, held + 1);
+    socket.once('close', () => {
+      this.openCount--;
+      if (bucket === null) return;
+      const left = (this.perBucket.get(bucket) ?? 1) - 1;
+      if (left > 0) this.perBucket.set(bucket, left);
+      else this.perBucket.delete(bucket);
+    });
+  }
+
+  private refuse(socket: Socket, message: string, fields: Record<string, unknown>): void {
+    this.options.logger.warn(message, fields);
+    socket.on('error', () => {});
+    if (this.options.secure) return void socket.destroy();
+    // A few hundred bytes fit the kernel's send buffer at once, so this never waits for the peer.
+    socket.end(REFUSAL, () => socket.destroy());
+  }
+}
