@@ -113,13 +113,20 @@ for (const [name, available, make] of implementations) {
       await second.commit(records(12, 1));
     });
 
-    it('keeps the whole output of a command, in order', async () => {
+    it('keeps the whole output of a command, in order, read in pages', async () => {
       const store = await opened(await make());
       await store.open(INITIAL);
-      const chunks = ['one\n', 'two ✓\n', 'three\n'];
-      await store.commit(chunks.map((output, i) => ({ version: i + 1, change: { type: 'command_progress', id: 'cmd-1', output } })));
-      expect(await store.readCommandOutput('cmd-1')).toBe(chunks.join(''));
-      expect(await store.readCommandOutput('cmd-2')).toBeNull();
+      const chunks = ['one\n', 'two ✓\n', 'three\n', 'four\n', 'five é\n'];
+      await store.commit(chunks.map((output, i) => ({ version: i + 1, change: { type: 'command_progress', id: i === 2 ? 'cmd-3' : 'cmd-1', output } })));
+      const read: string[] = [];
+      for (let after = 0, page; (page = await store.readCommandOutput('cmd-1', after, 2)).length > 0; after = page.at(-1)!.version) {
+        expect(page.length).toBeLessThanOrEqual(2);
+        read.push(...page.map((p) => p.chunk));
+      }
+      expect(read.join('')).toBe('one\ntwo ✓\nfour\nfive é\n');
+      expect(await store.readCommandOutput('cmd-2', 0, 10)).toEqual([]);
+      const bytes = await store.commandOutputBytes(['cmd-1', 'cmd-2', 'cmd-3']);
+      expect([...bytes].sort()).toEqual([['cmd-1', Buffer.byteLength('one\ntwo ✓\nfour\nfive é\n')], ['cmd-3', 6]]);
     });
 
     it('gives a new store a new epoch', async () => {

@@ -83,6 +83,8 @@ describe('configFromEnv', () => {
     ['NIXFLEET_HEADERS_TIMEOUT', '2s', { headersTimeoutMs: 2000 }],
     ['NIXFLEET_REQUEST_TIMEOUT', '1m', { requestTimeoutMs: 60_000 }],
     ['NIXFLEET_IDLE_TIMEOUT', '5m', { idleTimeoutMs: 300_000 }],
+    ['NIXFLEET_OUTPUT_MAX_BYTES', '1048576', { outputMaxBytes: 1_048_576 }],
+    ['NIXFLEET_OUTPUT_RATE', '4194304', { outputBytesPerSecond: 4_194_304 }],
   ];
 
   it.each(honoured)('honours %s=%j', (name, value, expected) => {
@@ -124,6 +126,8 @@ describe('configFromEnv', () => {
     ['NIXFLEET_HEADERS_TIMEOUT', 'slow'],
     ['NIXFLEET_REQUEST_TIMEOUT', '5ms'],
     ['NIXFLEET_IDLE_TIMEOUT', 'never'],
+    ['NIXFLEET_OUTPUT_MAX_BYTES', '16MiB'],
+    ['NIXFLEET_OUTPUT_RATE', '100'],
   ];
 
   it.each(invalid)('throws a ConfigError naming %s for %j', (name, value) => {

@@ -27,6 +27,10 @@ export interface ServerConfig {
   clientMessagesPerSecond: number;
   /** Largest HTTP request body. */
   maxBodyBytes: number;
+  /** Bytes (UTF-8) of output stored per command; past it the log is cut with a marker line. */
+  outputMaxBytes: number;
+  /** Bytes of command output one token or user may send per second (twice that in a burst). */
+  outputBytesPerSecond: number;
   /** Open WebSocket connections accepted; more are closed with 1013. */
   maxClients: number;
   /** Open TCP connections (HTTP and WebSocket) from one client address; trusted proxies are exempt. */
@@ -79,6 +83,8 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   maxClientMessageBytes: 4096,
   clientMessagesPerSecond: 20,
   maxBodyBytes: 1024 * 1024,
+  outputMaxBytes: 16 * 1024 * 1024,
+  outputBytesPerSecond: 2 * 1024 * 1024,
   maxClients: 10_000,
   maxConnectionsPerAddress: 256,
   maxConnections: defaultMaxConnections(),
@@ -138,6 +144,8 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     maxClientMessageBytes: d.maxClientMessageBytes,
     clientMessagesPerSecond: d.clientMessagesPerSecond,
     maxBodyBytes: d.maxBodyBytes,
+    outputMaxBytes: read('NIXFLEET_OUTPUT_MAX_BYTES', d.outputMaxBytes, intIn(1024, 2 ** 40)),
+    outputBytesPerSecond: read('NIXFLEET_OUTPUT_RATE', d.outputBytesPerSecond, intIn(1024, 2 ** 40)),
     maxClients: read('NIXFLEET_MAX_CLIENTS', d.maxClients, intIn(1, 1_000_000)),
     maxConnectionsPerAddress: read('NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS', d.maxConnectionsPerAddress, intIn(1, 1_000_000)),
     maxConnections: read('NIXFLEET_MAX_CONNECTIONS', d.maxConnections, intIn(1, 10_000_000)),

@@ -13,6 +13,7 @@ import { parseTrustedProxies } from './auth/client-address.js';
 import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
 import { createApiRouter } from './http/api-routes.js';
+import { OutputIntake } from './output-intake.js';
 import { ConnectionGate } from './http/connection-gate.js';
 import { addAuthRoutes } from './http/auth-routes.js';
 import { createRequestHandler, createUpgradeHandler } from './http/request-handler.js';
@@ -89,7 +90,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
   const generatedAdminPassword = await auth.ensureAdmin(config.adminPassword ?? undefined, randomPassword);
 
   const hub = new SyncHub(manager, { ...config, logger, credentials: auth });
-  const router = createApiRouter(manager, { maxBodyBytes: config.maxBodyBytes, ...(options.actions ? { actions: options.actions } : {}) });
+  const output = await OutputIntake.open(manager, { maxBytesPerCommand: config.outputMaxBytes, bytesPerSecond: config.outputBytesPerSecond });
+  const router = createApiRouter(manager, { maxBodyBytes: config.maxBodyBytes, output, outputBytesPerSecond: config.outputBytesPerSecond, ...(options.actions ? { actions: options.actions } : {}) });
   addAuthRoutes(router, auth, { maxBodyBytes: config.maxBodyBytes, sessionDurationMs: config.sessionDurationMs });
   addDashboardRoutes(router, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, beaconIntervalMs: config.beaconIntervalMs });
 
@@ -156,6 +158,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
         await hub.close();
         http.closeIdleConnections();
         auth.close();
+        output.close();
         await manager.close();
         http.closeAllConnections();
         await httpClosed;

@@ -9,7 +9,7 @@ import { toFullState, type Change } from '../protocol/index.js';
 import { DEFAULT_CONFIG } from './config.js';
 import { ChangeRejectedError, StateManager } from './state-manager.js';
 import { SqliteStore } from './store/sqlite-store.js';
-import { StoreError, type ChangeRecord, type Store, type StoredState } from './store/store.js';
+import { StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store/store.js';
 
 /** Delegates to a real store; can delay commits (like a network database) or fail the next one. */
 class FaultyStore implements Store {
@@ -35,8 +35,11 @@ class FaultyStore implements Store {
   readChanges(after: number): Promise<ChangeRecord[]> {
     return this.inner.readChanges(after);
   }
-  readCommandOutput(id: string): Promise<string | null> {
-    return this.inner.readCommandOutput(id);
+  readCommandOutput(id: string, after: number, max: number): Promise<OutputChunk[]> {
+    return this.inner.readCommandOutput(id, after, max);
+  }
+  commandOutputBytes(ids: readonly string[]): Promise<Map<string, number>> {
+    return this.inner.commandOutputBytes(ids);
   }
   close(): Promise<void> {
     return this.inner.close();

@@ -22,7 +22,7 @@ import {
 } from '../protocol/index.js';
 import { maybeCrash } from './fault-injection.js';
 import { silentLogger, type Logger } from './logger.js';
-import { StoreError, type ChangeRecord, type Store } from './store/store.js';
+import { StoreError, type ChangeRecord, type OutputChunk, type Store } from './store/store.js';
 
 /** Times a batch is re-staged after losing the race for the next version to another instance. */
 const MAX_CONFLICT_RETRIES = 20;
@@ -204,8 +204,14 @@ export class StateManager {
     return this.syncCache;
   }
 
-  readCommandOutput(commandId: string): Promise<string | null> {
-    return this.store.readCommandOutput(commandId);
+  /** A page of a command's stored output (see Store.readCommandOutput). */
+  readCommandOutput(commandId: string, afterVersion: number, maxChunks: number): Promise<OutputChunk[]> {
+    return this.store.readCommandOutput(commandId, afterVersion, maxChunks);
+  }
+
+  /** Bytes of output stored for each of these commands that has any. */
+  commandOutputBytes(commandIds: readonly string[]): Promise<Map<string, number>> {
+    return this.store.commandOutputBytes(commandIds);
   }
 
   /** Another instance committed: read and broadcast its changes, in order with ours. */

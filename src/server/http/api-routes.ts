@@ -1,11 +1,15 @@
 // The HTTP API: every mutation becomes one Change through StateManager.apply and answers with
 // the version at which it is visible; reads serve the committed state. Nothing here touches
-// the store directly except the full command log, which is not part of the synced state.
+// the store directly except the full command log, which is not part of the synced state and is
+// streamed from it page by page. Command output comes in through the OutputIntake (its limits).
 import type { ServerResponse } from 'node:http';
+import { setImmediate } from 'node:timers/promises';
 import { IdSchema, type Change } from '../../protocol/schema.js';
-import { actorOf, can, type Action } from '../auth/roles.js';
+import { actorOf, can, type Action, type Principal } from '../auth/roles.js';
 import { defaultActionContext, commandStarted, eventLogged, hostAdded, iso, pipelineStarted, type ActionContext } from '../fleet-actions.js';
+import { OutputRateLimitedError, type OutputIntake } from '../output-intake.js';
 import type { StateManager } from '../state-manager.js';
+import type { OutputChunk } from '../store/store.js';
 import {
   CommandOutputBody,
   CreateEventBody,
@@ -18,13 +22,20 @@ import {
   UpdatePipelineBody,
 } from './api-schemas.js';
 import { readJsonBody } from './body.js';
-import { HttpError, sendJson, sendText } from './http-error.js';
+import { HttpError, sendJson } from './http-error.js';
 import { Router, type Params, type RequestContext } from './router.js';
 
 export interface ApiOptions {
   maxBodyBytes: number;
+  /** Where command output comes in (rate and size limits). */
+  output: OutputIntake;
+  /** For the 429 message. */
+  outputBytesPerSecond: number;
   actions?: ActionContext;
 }
+
+/** Chunks of a log read from the store at a time: at most 4 × 256 KiB in memory per download. */
+const OUTPUT_PAGE_CHUNKS = 4;
 
 export function createApiRouter(manager: StateManager, options: ApiOptions): Router {
   const ctx = options.actions ?? defaultActionContext;
@@ -63,7 +74,12 @@ export function createApiRouter(manager: StateManager, options: ApiOptions): Rou
       const id = existingId(params, 'command');
       authorize(rc, 'report', manager.state.commands.get(id)?.host_id ?? null);
       const { output } = await readJsonBody(req, CommandOutputBody, limit);
-      await respondVersion(res, apply({ type: 'command_progress', id, output }));
+      try {
+        sendJson(res, 200, await options.output.append(writerOf(rc.principal!), id, output));
+      } catch (error) {
+        if (!(error instanceof OutputRateLimitedError)) throw error;
+        throw new HttpError(429, 'rate_limited', `${error.message}: at most ${options.outputBytesPerSecond} bytes of output per second`, { 'retry-after': String(Math.max(1, Math.ceil(error.retryAfterMs / 1000))) });
+      }
     })
     .on('POST', '/api/commands/:id/finish', 'report', async (req, res, params, rc) => {
       const id = existingId(params, 'command');
@@ -77,12 +93,14 @@ export function createApiRouter(manager: StateManager, options: ApiOptions): Rou
       const id = existingId(params, 'command');
       await respondVersion(res, apply({ type: 'command_finished', id, status: 'cancelled', exit_code: null, finished_at: iso(ctx) }));
     })
-    .on('GET', '/api/commands/:id/output', 'read', async (_req, res, params) => {
+    .on('GET', '/api/commands/:id/output', 'read', async (req, res, params) => {
       const id = existingId(params, 'command');
-      const output = await manager.readCommandOutput(id);
-      const known = output !== null || manager.state.commands.has(id);
-      if (!known) throw new HttpError(404, 'not_found', `unknown command '${id}'`);
-      sendText(res, 200, output ?? '', 'text/plain; charset=utf-8', { 'content-disposition': `inline; filename="${id}.log"` });
+      const read = (after: number) => manager.readCommandOutput(id, after, OUTPUT_PAGE_CHUNKS);
+      const first = await read(0);
+      if (first.length === 0 && !manager.state.commands.has(id)) throw new HttpError(404, 'not_found', `unknown command '${id}'`);
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store', 'content-disposition': `inline; filename="${id}.log"` });
+      if (req.method === 'HEAD') return void res.end();
+      await streamPages(res, first, read);
     })
 
     .on('POST', '/api/pipelines', 'operate', async (req, res) => {
@@ -109,6 +127,40 @@ export function createApiRouter(manager: StateManager, options: ApiOptions): Rou
       const version = await apply(change);
       sendJson(res, 201, { version, event: change.event });
     });
+}
+
+/**
+ * Writes a log page by page, waiting for the client to drain each write it could not take, so a
+ * slow reader holds one page of memory, not the log. Stops when the client goes away.
+ */
+async function streamPages(res: ServerResponse, first: OutputChunk[], read: (after: number) => Promise<OutputChunk[]>): Promise<void> {
+  for (let page = first; page.length > 0; page = await read(page.at(-1)!.version)) {
+    for (const { chunk } of page) {
+      if (res.destroyed) return;
+      if (!res.write(chunk)) await drained(res);
+    }
+    // A reader as fast as loopback drains every write at once, and 'drain' then comes in a
+    // nextTick: without this the whole log would go out in one turn of the event loop.
+    await setImmediate();
+  }
+  res.end();
+}
+
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+/** Whose output budget a request spends: its token, or its user (every session of theirs). */
+function writerOf(principal: Principal): string {
+  return principal.kind === 'token' ? `token:${principal.tokenId}` : `user:${principal.user.toLowerCase()}`;
 }
 
 async function respondVersion(res: ServerResponse, applied: Promise<number>): Promise<void> {

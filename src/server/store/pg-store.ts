@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Change } from '../../protocol/schema.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { PG_MIGRATIONS } from './pg-schema.js';
-import { StoreError, type ChangeRecord, type Store, type StoredState } from './store.js';
+import { StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store.js';
 
 /** Parse BIGINT (OID 20) as a number: versions are compared numerically, never as strings. */
 const types = {
@@ -131,9 +131,16 @@ export class PgStore implements Store {
     });
   }
 
-  async readCommandOutput(commandId: string): Promise<string | null> {
-    const rows = (await this.pool.query<{ chunk: string }>('SELECT chunk FROM command_output WHERE command_id = $1 ORDER BY version', [commandId])).rows;
-    return rows.length === 0 ? null : rows.map((r) => r.chunk).join('');
+  async readCommandOutput(commandId: string, afterVersion: number, maxChunks: number): Promise<OutputChunk[]> {
+    return (await this.pool.query<OutputChunk>('SELECT version, chunk FROM command_output WHERE command_id = $1 AND version > $2 ORDER BY version LIMIT $3', [commandId, afterVersion, maxChunks])).rows;
+  }
+
+  async commandOutputBytes(commandIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = (await this.pool.query<{ command_id: string; bytes: number }>(
+      'SELECT command_id, sum(octet_length(chunk))::bigint AS bytes FROM command_output WHERE command_id = ANY($1::text[]) GROUP BY command_id',
+      [commandIds],
+    )).rows;
+    return new Map(rows.map((row) => [row.command_id, row.bytes]));
   }
 
   watch(onCommit: () => void): () => void {

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { Change } from '../../protocol/schema.js';
 import type { SqliteSynchronous } from '../config.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './sqlite-schema.js';
-import { StoreError, type ChangeRecord, type Store, type StoredState } from './store.js';
+import { StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store.js';
 
 export const DATABASE_FILE = 'nixfleet.db';
 
@@ -182,9 +182,19 @@ export class SqliteStore implements Store {
     }).immediate();
   }
 
-  async readCommandOutput(commandId: string): Promise<string | null> {
-    const rows = this.requireOpen().prepare<[string], { chunk: string }>('SELECT chunk FROM command_output WHERE command_id = ? ORDER BY version').all(commandId);
-    return rows.length === 0 ? null : rows.map((row) => row.chunk).join('');
+  async readCommandOutput(commandId: string, afterVersion: number, maxChunks: number): Promise<OutputChunk[]> {
+    return this.requireOpen()
+      .prepare<[string, number, number], OutputChunk>('SELECT version, chunk FROM command_output WHERE command_id = ? AND version > ? ORDER BY version LIMIT ?')
+      .all(commandId, afterVersion, maxChunks);
+  }
+
+  async commandOutputBytes(commandIds: readonly string[]): Promise<Map<string, number>> {
+    const rows = this.requireOpen()
+      .prepare<[string], { command_id: string; bytes: number }>(
+        'SELECT command_id, sum(length(CAST(chunk AS BLOB))) AS bytes FROM command_output WHERE command_id IN (SELECT value FROM json_each(?)) GROUP BY command_id',
+      )
+      .all(JSON.stringify(commandIds));
+    return new Map(rows.map((row) => [row.command_id, row.bytes]));
   }
 
   async close(): Promise<void> {

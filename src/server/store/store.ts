@@ -11,6 +11,12 @@ export interface ChangeRecord {
   json?: string;
 }
 
+/** One stored piece of a command's output: the version of the change that brought it. */
+export interface OutputChunk {
+  version: number;
+  chunk: string;
+}
+
 /** What a store holds when opened: enough to rebuild the state by folding. */
 export interface StoredState {
   epoch: string;
@@ -44,8 +50,13 @@ export interface Store {
   watch?(onCommit: () => void): () => void;
   /** Records the full state at `version` and prunes what no restart needs any more. */
   saveSnapshot(version: number, stateJson: string): Promise<void>;
-  /** The whole output of a command, or null when the store has none. */
-  readCommandOutput(commandId: string): Promise<string | null>;
+  /**
+   * A command's output in the order it arrived: at most `maxChunks` chunks after the one stored at
+   * `afterVersion` (0 for the first). Pages, so a large log is never built as one string.
+   */
+  readCommandOutput(commandId: string, afterVersion: number, maxChunks: number): Promise<OutputChunk[]>;
+  /** Bytes (UTF-8) of output stored for each of `commandIds` that has any. */
+  commandOutputBytes(commandIds: readonly string[]): Promise<Map<string, number>>;
   close(): Promise<void>;
 }
 
