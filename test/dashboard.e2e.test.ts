@@ -64,6 +64,24 @@ describe('dashboard', () => {
     await page.close();
   });
 
+  it('refuses an impersonating hostname in the add-host form with the shared rule, and adds a valid one', async () => {
+    const page = await openDashboard({ width: 1280, height: 800 });
+    const input = page.locator('form.add-host input[name="hostname"]');
+    const requests: string[] = [];
+    page.on('request', (request) => {
+      if (request.url().endsWith('/api/hosts')) requests.push(request.method());
+    });
+    await input.fill('live-1\u200B');
+    await page.locator('form.add-host button[type="submit"]').click();
+    expect(await input.evaluate((el: HTMLInputElement) => el.validationMessage)).toContain('RFC 1123');
+    await input.fill('form-added');
+    await page.locator('form.add-host button[type="submit"]').click();
+    await page.locator('tr[data-host-id="form-added"]').waitFor({ timeout: 2000 });
+    expect(requests).toEqual(['POST']);
+    expect((page as Page & { errors: string[] }).errors).toEqual([]);
+    await page.close();
+  });
+
   it('keeps its socket in the worker, negotiates permessage-deflate there and shows the whole (deflated) init', async () => {
     for (let i = 0; i < 30; i++) await http.post('/api/hosts', { hostname: `deflate-${i}`, status: 'online', last_seen: ago(1) });
     const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });

@@ -3,6 +3,7 @@
 // makes convergence provable. Deterministic: no clock, no randomness, trimming by count only.
 // `checkChange` says whether a change may be applied; the reducer itself never throws.
 import { isTerminalCommandStatus, isTerminalPipelineStatus } from './constants.js';
+import { sameName } from './names.js';
 import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline } from './schema.js';
 
 /**
@@ -132,6 +133,26 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
     default:
       return assertNever(change);
   }
+}
+
+/**
+ * Rules a new change must meet as well to be accepted now; stricter than `checkChange`, which
+ * keeps the rules the stored log was written under, so that replaying it never changes what it
+ * folds to. Today: a hostname may not equal another host's ignoring case (`web-b` and `WEB-B`
+ * would look like one host). Null when the change may be accepted.
+ */
+export function checkAdmission(state: FleetState, change: Change): ChangeRejection | null {
+  let id: string;
+  let hostname: string | undefined;
+  if (change.type === 'host_added') [id, hostname] = [change.host.id, change.host.hostname];
+  else if (change.type === 'host_updated') [id, hostname] = [change.id, change.fields.hostname];
+  else return null;
+  // Keeping one's own name (a heartbeat that repeats it) costs no scan of the fleet.
+  if (hostname === undefined || state.hosts.get(id)?.hostname === hostname) return null;
+  for (const host of state.hosts.values()) {
+    if (host.id !== id && sameName(host.hostname, hostname)) return conflict(`hostname '${hostname}' is already used by host '${host.id}' ('${host.hostname}'; names differing only in case are the same)`);
+  }
+  return null;
 }
 
 /**

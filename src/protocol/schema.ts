@@ -14,8 +14,10 @@ import {
   PIPELINE_HOST_STATUSES,
   PIPELINE_TERMINAL_STATUSES,
 } from './constants.js';
+import { DISPLAY_NAME_RULE, HOSTNAME_RULE, isDisplayName, isHostname, isUserName, USER_NAME_RULE } from './names.js';
 
 export * from './constants.js';
+export * from './names.js';
 
 /** Names that would reach Object.prototype if used as a property key. */
 const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
@@ -25,6 +27,16 @@ export const IdSchema = z
   .string()
   .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit')
   .refine((id) => !RESERVED_KEYS.has(id), 'is a reserved name');
+
+/** A host's name as it may be set now (names stored before the rule are kept as they are). */
+export const HostnameSchema = z.string().refine(isHostname, HOSTNAME_RULE);
+
+export const UserNameSchema = z.string().refine(isUserName, USER_NAME_RULE);
+
+/** A free-text name people read (pipelines, tokens), at most `max` characters. */
+export function displayNameSchema(max: number) {
+  return z.string().min(1).max(max).refine(isDisplayName, DISPLAY_NAME_RULE);
+}
 
 /** ISO-8601 UTC with a trailing Z, the only timestamp format on the wire. */
 export const TimestampSchema = z.iso.datetime({ offset: false });
@@ -55,7 +67,7 @@ const ShortText = z.string().max(200);
 
 export const HostSchema = z.strictObject({
   id: IdSchema,
-  hostname: z.string().min(1).max(253),
+  hostname: HostnameSchema,
   host_type: z.enum(HOST_TYPES),
   status: z.enum(HOST_STATUSES),
   last_seen: TimestampSchema.nullable(),
@@ -106,7 +118,7 @@ const HostStatusMap = z.record(IdSchema, z.enum(PIPELINE_HOST_STATUSES));
 
 export const PipelineSchema = z.strictObject({
   id: IdSchema,
-  name: z.string().min(1).max(200),
+  name: displayNameSchema(200),
   hosts: z.array(IdSchema).min(1).max(10_000),
   stages: z.array(z.enum(OPS)).min(1).max(50),
   /** Index into `stages` of the stage running now. */

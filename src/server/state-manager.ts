@@ -6,6 +6,7 @@ import {
   ChangeSchema,
   applyChange,
   applyValidChange,
+  checkAdmission,
   checkChange,
   cloneState,
   emptyState,
@@ -343,7 +344,7 @@ export class StateManager {
       const before = records.length;
       let rejection: ChangeRejectedError | null = null;
       for (const change of pending.changes) {
-        const problem = checkChange(this.working, change);
+        const problem = checkChange(this.working, change) ?? checkAdmission(this.working, change);
         if (problem) {
           rejection = new ChangeRejectedError(problem.code, problem.message);
           break;

@@ -4,6 +4,7 @@ import { signal } from '@preact/signals';
 import { useEffect, useState } from 'preact/hooks';
 import { call } from '../api.js';
 import { useStore } from '../context.js';
+import { checkDisplayName, checkUserName } from '../name-check.js';
 import { me } from '../session.js';
 import { notify } from '../ui.js';
 import { Modal } from './Modal.js';
@@ -124,7 +125,7 @@ export function AccessPanel() {
           </tbody>
         </table>
         <form class="access-form" onSubmit={addUser} aria-label="Add a user">
-          <label class="field stacked">Name<input type="text" name="name" required maxLength={64} autoComplete="off" /></label>
+          <label class="field stacked">Name<input type="text" name="name" required maxLength={64} autoComplete="off" onInput={checkUserName} /></label>
           <label class="field stacked">Role<select name="role">{USER_ROLES.map((r) => <option key={r} value={r}>{r}</option>)}</select></label>
           <label class="field stacked">Password (12+)<input type="password" name="password" required minLength={12} autoComplete="new-password" /></label>
           <button type="submit" class="button">Add user</button>
@@ -154,7 +155,7 @@ export function AccessPanel() {
           </tbody>
         </table>
         <form class="access-form" onSubmit={createToken} aria-label="Create an API token">
-          <label class="field stacked">Name<input type="text" name="name" required maxLength={100} autoComplete="off" /></label>
+          <label class="field stacked">Name<input type="text" name="name" required maxLength={100} autoComplete="off" onInput={checkDisplayName} /></label>
           <label class="field stacked">Role<select name="role">{TOKEN_ROLES.map((r) => <option key={r} value={r}>{r}</option>)}</select></label>
           <label class="field stacked">Host (agents)<select name="host_id">{[...hostnames].map(([id, name]) => <option key={id} value={id}>{name}</option>)}</select></label>
           <button type="submit" class="button">Create token</button>

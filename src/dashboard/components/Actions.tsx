@@ -7,6 +7,7 @@ import type { Op } from '../../protocol/schema.js';
 import * as actions from '../actions.js';
 import { useStore } from '../context.js';
 import { plural } from '../format.js';
+import { checkDisplayName, checkHostname } from '../name-check.js';
 import { opDialog, pipelineDialog, selection, setSelection } from '../ui.js';
 import { Modal } from './Modal.js';
 
@@ -28,7 +29,7 @@ export function AddHostForm() {
     <form class="add-host" onSubmit={submit} aria-label="Add host">
       <label class="field">
         <span class="visually-hidden">Hostname</span>
-        <input type="text" name="hostname" placeholder="hostname" required maxLength={253} autoComplete="off" spellcheck={false} value={hostname} onInput={(e) => setHostname(e.currentTarget.value)} />
+        <input type="text" name="hostname" placeholder="hostname" required maxLength={253} autoComplete="off" spellcheck={false} value={hostname} onInput={(e) => { checkHostname(e); setHostname(e.currentTarget.value); }} />
       </label>
       <label class="field">
         <span class="visually-hidden">Host type</span>
@@ -186,7 +187,7 @@ function PipelineForm({ hostIds, close }: { hostIds: string[]; close: () => void
       <HostList ids={hostIds} />
       <label class="field stacked">
         <span>Name</span>
-        <input type="text" required maxLength={200} value={name} placeholder="e.g. weekly update" onInput={(e) => setName(e.currentTarget.value)} />
+        <input type="text" required maxLength={200} value={name} placeholder="e.g. weekly update" onInput={(e) => { checkDisplayName(e); setName(e.currentTarget.value); }} />
       </label>
       <fieldset class="stages-field">
         <legend>Stages, in order</legend>

@@ -8,6 +8,7 @@ import { LoginLimiter, type LoginRefusal } from './login-limiter.js';
 import { checkPasswordStrength, hashPassword, KdfLimiter, verifyPassword } from './passwords.js';
 import { USER_ROLES, TOKEN_ROLES, type Principal, type TokenRole, type UserRole } from './roles.js';
 import { generateTotpSecret, totpUri, verifyTotp } from './totp.js';
+import { DISPLAY_NAME_RULE, isDisplayName, isUserName, USER_NAME_RULE } from '../../protocol/names.js';
 
 export type AuthErrorCode =
   | 'invalid_credentials'
@@ -48,7 +49,6 @@ export interface LoginResult {
   user: { name: string; role: UserRole };
 }
 
-const USER_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 const TOKEN_FORMAT = /^nft_([a-z0-9]{12})_([A-Za-z0-9_-]{43})$/;
 /** Persist a session's last use at most this often; memory is always current. */
 const TOUCH_EVERY_MS = 60_000;
@@ -177,7 +177,7 @@ export class AuthService {
   }
 
   async addUser(name: string, role: UserRole, password: string): Promise<void> {
-    if (!USER_NAME.test(name)) throw new AuthError('invalid', 'user names are 1-64 characters of A-Z a-z 0-9 . _ - starting with a letter or digit');
+    if (!isUserName(name)) throw new AuthError('invalid', `user name ${USER_NAME_RULE}`);
     if (!USER_ROLES.includes(role)) throw new AuthError('invalid', `role must be one of ${USER_ROLES.join(', ')}`);
     if (this.users.has(name.toLowerCase())) throw new AuthError('exists', `user '${name}' already exists`);
     const weak = checkPasswordStrength(password);
@@ -329,6 +329,7 @@ export class AuthService {
     const hostId = input.hostId ?? null;
     if (input.role === 'agent' && hostId === null) throw new AuthError('invalid', 'an agent token needs host_id: the one host it reports for');
     if (input.role !== 'agent' && hostId !== null) throw new AuthError('invalid', 'host_id scopes agent tokens only; use role "agent"');
+    if (!isDisplayName(input.name)) throw new AuthError('invalid', `token name ${DISPLAY_NAME_RULE}`);
     const id = randomBytes(8).toString('hex').slice(0, 12);
     const secret = randomBytes(32).toString('base64url');
     const record: TokenRecord = { id, name: input.name, role: input.role, hostId, secretHash: sha256(secret), createdBy, createdAt: new Date(this.now()).toISOString(), revokedAt: null };

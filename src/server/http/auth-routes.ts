@@ -1,7 +1,7 @@
 // Login, logout and the management of users and API tokens over HTTP. Logging out, revoking
 // a token or removing a user closes the sockets that used them (the hub listens to AuthService).
 import { z } from 'zod';
-import { IdSchema } from '../../protocol/schema.js';
+import { displayNameSchema, IdSchema, UserNameSchema } from '../../protocol/schema.js';
 import { AuthError, sha256, type AuthService } from '../auth/auth-service.js';
 import { actorOf, TOKEN_ROLES, USER_ROLES, type Principal } from '../auth/roles.js';
 import { readJsonBody } from './body.js';
@@ -15,12 +15,12 @@ const LoginBody = z.strictObject({
   totp: z.string().max(16).optional(),
 });
 const CreateTokenBody = z.strictObject({
-  name: z.string().min(1).max(100),
+  name: displayNameSchema(100),
   role: z.enum(TOKEN_ROLES),
   host_id: IdSchema.optional(),
 });
 const CreateUserBody = z.strictObject({
-  name: z.string().min(1).max(64),
+  name: UserNameSchema,
   role: z.enum(USER_ROLES),
   password: z.string().min(1).max(1024),
 });
