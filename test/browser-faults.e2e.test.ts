@@ -29,6 +29,8 @@ interface Fleet {
   server: ServerProcess;
   dataDir: string;
   port: number;
+  /** Where a fault proxy in front of it listens: the server allows that origin, as it would a reverse proxy's. */
+  proxyPort: number;
   beaconMs: number;
   restart(options?: { wipe?: boolean }): Promise<void>;
 }
@@ -36,11 +38,13 @@ interface Fleet {
 async function startFleet(beaconMs: number): Promise<Fleet> {
   const dataDir = tempDir();
   const port = await freePort();
-  const env = () => ({ NIXFLEET_DATA_DIR: dataDir, NIXFLEET_LISTEN: `127.0.0.1:${port}`, NIXFLEET_SYNC_BEACON_INTERVAL: `${beaconMs}ms` });
+  const proxyPort = await freePort();
+  const env = () => ({ NIXFLEET_DATA_DIR: dataDir, NIXFLEET_LISTEN: `127.0.0.1:${port}`, NIXFLEET_SYNC_BEACON_INTERVAL: `${beaconMs}ms`, NIXFLEET_ALLOWED_ORIGINS: `http://127.0.0.1:${proxyPort}` });
   const fleet: Fleet = {
     server: await spawnServer(env()),
     dataDir,
     port,
+    proxyPort,
     beaconMs,
     async restart({ wipe = false } = {}) {
       expect(await fleet.server.kill('SIGTERM')).toBe(0);
@@ -57,7 +61,7 @@ async function startFleet(beaconMs: number): Promise<Fleet> {
 
 /** A WebSocket fault proxy in front of the fleet's server: a page loaded through it has its socket cut, dropped or stalled there. */
 async function proxyFor(fleet: Fleet): Promise<WsFaultProxy> {
-  const proxy = await WsFaultProxy.start(`ws://127.0.0.1:${fleet.port}/ws`);
+  const proxy = await WsFaultProxy.start(`ws://127.0.0.1:${fleet.port}/ws`, fleet.proxyPort);
   cleanups.push(() => proxy.close());
   return proxy;
 }

@@ -4,6 +4,7 @@
 import { rmSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { totpCode } from '../src/server/auth/totp.js';
 import { launchBrowser, logIn } from './support/browser.js';
 import { api, type ApiResponse } from './support/http.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
@@ -42,9 +43,12 @@ function expectOk(res: ApiResponse, status = 201): ApiResponse {
 }
 
 describe('hostile content in the browser', () => {
-  it('renders host names and command output as inert text: no markup, no script, no links', async () => {
+  it('renders event messages and command output as inert text: no markup, no script, no links', async () => {
     const evilName = '<img src=x onerror="window.__pwned=1">';
-    const host = expectOk(await http.post('/api/hosts', { hostname: evilName, id: 'evil-host' })).body.host.id;
+    // A hostname cannot carry it any more (RFC 1123); the text people read elsewhere still can.
+    expect((await http.post('/api/hosts', { hostname: evilName })).status).toBe(400);
+    const host = expectOk(await http.post('/api/hosts', { hostname: 'evil-host' })).body.host.id;
+    expectOk(await http.post('/api/events', { level: 'warning', category: 'agent', message: evilName, host_id: host }));
     const command = expectOk(await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id;
     const output = [
       '<script>window.__pwned=2</script>\n',
@@ -58,17 +62,18 @@ describe('hostile content in the browser', () => {
     await logIn(page, server.url, TEST_ADMIN_PASSWORD);
     await page.waitForSelector(`tr[data-host-id="evil-host"]`);
     await page.waitForSelector(`[data-command-id="${command}"] [data-field="output"]`);
+    await page.waitForSelector('.event-message');
     const seen = await page.evaluate((id) => ({
       pwned: (window as unknown as { __pwned?: number }).__pwned,
-      hostname: document.querySelector('tr[data-host-id="evil-host"] [data-field="hostname"]')?.textContent,
-      imgs: document.querySelectorAll('tr[data-host-id="evil-host"] img').length,
+      events: [...document.querySelectorAll('.event-message')].map((e) => e.textContent),
+      imgs: document.querySelectorAll('img').length,
       output: document.querySelector(`[data-command-id="${id}"] [data-field="output"]`)?.textContent,
       links: [...document.querySelectorAll('a')].map((a) => a.getAttribute('href')).filter((href) => href && /^\s*javascript:/i.test(href)),
       scripts: document.querySelectorAll('body script').length,
       bold: document.querySelectorAll(`[data-command-id="${id}"] b`).length,
     }), command);
     expect(seen.pwned).toBeUndefined();
-    expect(seen.hostname).toContain(evilName);
+    expect(seen.events.join('\n')).toContain(evilName);
     expect(seen.imgs).toBe(0);
     expect(seen.output).toContain('<script>window.__pwned=2</script>');
     expect(seen.output).toContain('<a href="javascript:window.__pwned=3">click</a>');
@@ -104,6 +109,32 @@ describe('roles and sessions in the browser', () => {
     await Promise.all([page.waitForURL(`${server.url}/login`), page.click('button:has-text("Log out")')]);
     const me = await page.evaluate(async () => (await fetch('/api/me')).status);
     expect(me).toBe(401);
+    await page.context().close();
+  });
+
+  it('turns a second factor on and off from the access page only with the password (and a code to turn it off)', async () => {
+    expectOk(await http.post('/api/users', { name: 'tina', role: 'admin', password: 'tina has a long password' }));
+    const { page } = await freshPage();
+    await logIn(page, server.url, 'tina has a long password', 'tina');
+    await page.waitForSelector('[data-testid="sync-status"][data-status="live"]');
+    await page.click('button:has-text("Access…")');
+    const row = page.locator('tr[data-user="tina"]');
+    await row.locator('button:has-text("Enable TOTP")').click();
+    const confirm = page.locator('form[aria-label="Confirm the second-factor change"]');
+    await confirm.locator('input[name="password"]').fill('not tina password');
+    await confirm.locator('button[type="submit"]').click();
+    await page.waitForSelector('text=Could not change the second factor');
+    await confirm.locator('input[name="password"]').fill('tina has a long password');
+    await confirm.locator('button[type="submit"]').click();
+    const uri = (await page.locator('[data-testid="new-secret"]').textContent())!.trim();
+    const secret = new URL(uri).searchParams.get('secret')!;
+    await row.locator('text=TOTP').waitFor();
+    await row.locator('button:has-text("Disable")').click();
+    await confirm.locator('input[name="password"]').fill('tina has a long password');
+    await confirm.locator('input[name="totp"]').fill(totpCode(secret, Date.now()));
+    await confirm.locator('button[type="submit"]').click();
+    await row.locator('text=password only').waitFor();
+    expect((await http.get('/api/users')).body.users.find((u: { name: string }) => u.name === 'tina').totp).toBe(false);
     await page.context().close();
   });
 

@@ -114,7 +114,19 @@ export const CommandSchema = z.strictObject({
   output_size: z.number().int().min(0),
 });
 
-const HostStatusMap = z.record(IdSchema, z.enum(PIPELINE_HOST_STATUSES));
+/**
+ * A record whose input may not hold a reserved key. zod's record skips an own `__proto__` key
+ * silently (so `{"__proto__": 1}` would pass as `{}`): refuse it before zod sees it.
+ */
+function recordOf<K extends z.ZodType<string>, V extends z.ZodType>(key: K, value: V) {
+  return z
+    .custom<unknown>((input) => typeof input !== 'object' || input === null || !Object.keys(input).some((k) => RESERVED_KEYS.has(k)), {
+      message: 'must not use the reserved keys __proto__, constructor or prototype',
+    })
+    .pipe(z.record(key, value));
+}
+
+const HostStatusMap = recordOf(IdSchema, z.enum(PIPELINE_HOST_STATUSES));
 
 export const PipelineSchema = z.strictObject({
   id: IdSchema,
@@ -146,8 +158,7 @@ const DetailKey = z
   .refine((key) => !RESERVED_KEYS.has(key), 'is a reserved name');
 
 /** Event details: a flat map of scalars, so nothing nested or executable rides along. */
-export const DetailsSchema = z
-  .record(DetailKey, z.union([z.string().max(2000), z.number().finite(), z.boolean(), z.null()]))
+export const DetailsSchema = recordOf(DetailKey, z.union([z.string().max(2000), z.number().finite(), z.boolean(), z.null()]))
   .refine((details) => Object.keys(details).length <= 32, 'at most 32 keys');
 
 export const EventLogEntrySchema = z.strictObject({

@@ -15,6 +15,7 @@ import type { ActionContext } from './fleet-actions.js';
 import { createApiRouter } from './http/api-routes.js';
 import { OutputIntake } from './output-intake.js';
 import { ConnectionGate } from './http/connection-gate.js';
+import { ownOrigins } from './http/own-origins.js';
 import { addAuthRoutes } from './http/auth-routes.js';
 import { createRequestHandler, createUpgradeHandler } from './http/request-handler.js';
 import { addDashboardRoutes, DEFAULT_DASHBOARD_DIR } from './http/static-files.js';
@@ -102,7 +103,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     logger,
     secure,
     trustedProxies: parseTrustedProxies(config.trustedProxies),
-    allowedOrigins: new Set(config.allowedOrigins),
+    // Filled once the listener is bound: the port may be chosen by the OS.
+    allowedOrigins: new Set<string>(),
   };
   const handler = createRequestHandler(door);
   const timeouts = {
@@ -137,6 +139,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
   hub.start();
 
   const address = http.address() as AddressInfo;
+  const origins = ownOrigins(config.listenHost, address.port, secure, config.allowedOrigins);
+  for (const origin of origins.origins) door.allowedOrigins.add(origin);
+  if (origins.warning) logger.warn(origins.warning);
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   const url = `${secure ? 'https' : 'http'}://${host}:${address.port}`;
   logger.info('nixfleet listening', { url, epoch: manager.epoch, version: manager.version, dataDir: config.dataDir });

@@ -60,7 +60,8 @@ export class WsFaultProxy {
     this.upstreamUrl = upstreamUrl;
   }
 
-  static async start(upstreamUrl: string): Promise<WsFaultProxy> {
+  /** Listens on `port` (0: any free one) of 127.0.0.1. */
+  static async start(upstreamUrl: string, port = 0): Promise<WsFaultProxy> {
     const http = createServer((req, res) => proxy.passThrough(req, res));
     const wss = new WebSocketServer({ noServer: true });
     const proxy = new WsFaultProxy(http, wss, upstreamUrl);
@@ -69,7 +70,7 @@ export class WsFaultProxy {
       const tag = new URL(req.url ?? '/', 'http://proxy').searchParams.get('c') ?? '';
       wss.handleUpgrade(req, socket, head, (client) => proxy.pair(client, req.headers, tag));
     });
-    await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
+    await new Promise<void>((resolve) => http.listen(port, '127.0.0.1', resolve));
     return proxy;
   }
 

@@ -33,6 +33,7 @@ export function AccessPanel() {
   const [users, setUsers] = useState<UserRow[]>([]);
   const [tokens, setTokens] = useState<TokenRow[]>([]);
   const [secret, setSecret] = useState<{ title: string; value: string } | null>(null);
+  const [totpChange, setTotpChange] = useState<{ user: string; enable: boolean; needsCode: boolean } | null>(null);
   const open = accessOpen.value;
 
   async function refresh() {
@@ -43,7 +44,10 @@ export function AccessPanel() {
   }
   useEffect(() => {
     if (open) void refresh();
-    else setSecret(null);
+    else {
+      setSecret(null);
+      setTotpChange(null);
+    }
   }, [open]);
 
   async function addUser(event: Event) {
@@ -52,6 +56,22 @@ export function AccessPanel() {
     const data = new FormData(form);
     const ok = await attempt('Could not add the user', () => call('POST', '/api/users', { name: data.get('name'), role: data.get('role'), password: data.get('password') }));
     if (ok) form.reset();
+    await refresh();
+  }
+
+  /** A second factor changes only with the acting user's password (and code, to turn one's own off). */
+  async function confirmTotpChange(event: Event) {
+    event.preventDefault();
+    if (!totpChange) return;
+    const data = new FormData(event.currentTarget as HTMLFormElement);
+    const proof = { password: data.get('password'), ...(totpChange.needsCode ? { totp: data.get('totp') } : {}) };
+    const path = `/api/users/${encodeURIComponent(totpChange.user)}/totp`;
+    const ok = await attempt('Could not change the second factor', async () => {
+      if (!totpChange.enable) return call('DELETE', path, proof);
+      const { uri } = await call<{ uri: string }>('POST', path, proof);
+      setSecret({ title: `Add this to ${totpChange.user}'s authenticator app (shown once)`, value: uri });
+    });
+    if (ok) setTotpChange(null);
     await refresh();
   }
 
@@ -87,6 +107,18 @@ export function AccessPanel() {
           </div>
         ) : null}
 
+        {totpChange ? (
+          <form class="access-form" onSubmit={confirmTotpChange} aria-label="Confirm the second-factor change">
+            <p>
+              {totpChange.enable ? 'Turn on' : 'Turn off'} TOTP for <strong>{totpChange.user}</strong>: confirm with your password{totpChange.needsCode ? ' and a current code' : ''}.
+            </p>
+            <label class="field stacked">Your password<input type="password" name="password" required autoComplete="current-password" /></label>
+            {totpChange.needsCode ? <label class="field stacked">Code<input type="text" name="totp" required inputMode="numeric" autoComplete="one-time-code" maxLength={7} /></label> : null}
+            <button type="submit" class="button">Confirm</button>
+            <button type="button" class="button" onClick={() => setTotpChange(null)}>Cancel</button>
+          </form>
+        ) : null}
+
         <h3>Users</h3>
         <table class="access-table" aria-label="Users">
           <thead>
@@ -103,13 +135,7 @@ export function AccessPanel() {
                 </td>
                 <td>
                   {u.totp ? 'TOTP ' : 'password only '}
-                  <button type="button" class="button small" onClick={() => void attempt('Could not change the second factor', async () => {
-                    if (u.totp) await call('DELETE', `/api/users/${encodeURIComponent(u.name)}/totp`);
-                    else {
-                      const { uri } = await call<{ uri: string }>('POST', `/api/users/${encodeURIComponent(u.name)}/totp`);
-                      setSecret({ title: `Add this to ${u.name}'s authenticator app (shown once)`, value: uri });
-                    }
-                  }).then(refresh)}>
+                  <button type="button" class="button small" onClick={() => setTotpChange({ user: u.name, enable: !u.totp, needsCode: u.totp && u.name === me.value?.name })}>
                     {u.totp ? 'Disable' : 'Enable TOTP'}
                   </button>
                 </td>

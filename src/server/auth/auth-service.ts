@@ -12,6 +12,8 @@ import { DISPLAY_NAME_RULE, isDisplayName, isUserName, USER_NAME_RULE } from '..
 
 export type AuthErrorCode =
   | 'invalid_credentials'
+  | 'reauthentication_failed'
+  | 'last_admin'
   | 'totp_required'
   | 'totp_reused'
   | 'rate_limited'
@@ -65,6 +67,8 @@ export class AuthService {
   private dummyHash = '';
   private syncTimer: NodeJS.Timeout | null = null;
   private pendingReload: Promise<void> | null = null;
+  /** The tail of the queue of changes that could remove an admin (see keepingAnAdmin). */
+  private adminChanges: Promise<void> = Promise.resolve();
   /** Counters for tests and metrics: `passwordChecks` counts passwords actually hashed at login. */
   readonly stats = { passwordChecks: 0 };
 
@@ -188,16 +192,50 @@ export class AuthService {
   }
 
   async removeUser(name: string): Promise<void> {
-    this.requireUser(name);
-    await this.store.deleteUser(name); // its sessions go with it (ON DELETE CASCADE)
-    this.users.delete(name.toLowerCase());
-    this.endSessionsOf(name);
+    await this.keepingAnAdmin(async () => {
+      const user = this.requireUser(name);
+      if (user.role === 'admin') this.refuseLastAdmin(`remove '${user.name}'`);
+      await this.store.deleteUser(name); // its sessions go with it (ON DELETE CASCADE)
+      this.users.delete(name.toLowerCase());
+      this.endSessionsOf(name);
+    });
   }
 
   async setRole(name: string, role: UserRole): Promise<void> {
     if (!USER_ROLES.includes(role)) throw new AuthError('invalid', `role must be one of ${USER_ROLES.join(', ')}`);
-    await this.updateUser(this.requireUser(name), { role });
-    this.endSessionsOf(name); // a role change takes effect on the next login, not in a live session
+    await this.keepingAnAdmin(async () => {
+      const user = this.requireUser(name);
+      if (user.role === 'admin' && role !== 'admin') this.refuseLastAdmin(`make '${user.name}' ${role === 'operator' ? 'an' : 'a'} ${role}`);
+      await this.updateUser(user, { role });
+      this.endSessionsOf(name); // a role change takes effect on the next login, not in a live session
+    });
+  }
+
+  /**
+   * Checks that the person behind a session is at the keyboard before their credentials change:
+   * their password, and, when `code` is asked for, a current code of their second factor (which
+   * is then used up). Wrong guesses count as failed logins of that account.
+   */
+  async reauthenticate(name: string, proof: { password: string; totp?: string | undefined }, address: string, options: { code: boolean }): Promise<void> {
+    const account = name.toLowerCase();
+    const reservation = this.limiter.reserve(account, address);
+    if (!reservation.allowed) throw rateLimited(reservation);
+    const known = this.users.get(account);
+    const passwordOk = await verifyPassword(proof.password, known?.passwordHash ?? this.dummyHash, this.kdf).catch((error: { code?: string }) => {
+      reservation.attempt.withdrawn();
+      if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy checking passwords; try again in a moment', 1000);
+      throw error;
+    });
+    const user = this.users.get(account);
+    const codeCheck = options.code && user?.totpSecret ? verifyTotp(user.totpSecret, proof.totp ?? '', this.now(), user.totpLastStep) : null;
+    if (!user || !passwordOk || user.passwordHash !== known?.passwordHash || (codeCheck && !codeCheck.ok)) {
+      throw new AuthError('reauthentication_failed', options.code ? 'your password or authenticator code is wrong; nothing was changed' : 'your password is wrong; nothing was changed');
+    }
+    if (codeCheck?.ok) {
+      this.users.set(account, { ...user, totpLastStep: codeCheck.step });
+      if (!(await this.store.claimTotpStep(user.name, codeCheck.step))) throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
+    }
+    reservation.attempt.succeeded();
   }
 
   async setPassword(name: string, password: string): Promise<void> {
@@ -213,6 +251,10 @@ export class AuthService {
     const secret = generateTotpSecret();
     await this.updateUser(user, { totpSecret: secret, totpLastStep: null });
     return { secret, uri: totpUri({ secret, account: user.name, issuer: 'NixFleet' }) };
+  }
+
+  hasTotp(name: string): boolean {
+    return (this.users.get(name.toLowerCase())?.totpSecret ?? null) !== null;
   }
 
   async disableTotp(name: string): Promise<void> {
@@ -339,12 +381,15 @@ export class AuthService {
   }
 
   async revokeToken(id: string): Promise<void> {
-    const token = this.tokens.get(id);
-    if (!token || token.revokedAt !== null) throw new AuthError('not_found', `no active token '${id}'`);
-    const revoked = { ...token, revokedAt: new Date(this.now()).toISOString() };
-    await this.store.putToken(revoked);
-    this.tokens.set(id, revoked);
-    this.revoked();
+    await this.keepingAnAdmin(async () => {
+      const token = this.tokens.get(id);
+      if (!token || token.revokedAt !== null) throw new AuthError('not_found', `no active token '${id}'`);
+      if (token.role === 'admin') this.refuseLastAdmin(`revoke token '${token.name}'`);
+      const revoked = { ...token, revokedAt: new Date(this.now()).toISOString() };
+      await this.store.putToken(revoked);
+      this.tokens.set(id, revoked);
+      this.revoked();
+    });
   }
 
   /** The principal of a bearer token, or null if malformed, unknown or revoked. */
@@ -365,6 +410,26 @@ export class AuthService {
   }
 
   // ── internals ────────────────────────────────────────────────────────────────────────────
+
+  /**
+   * Runs changes that can take an admin away one at a time: two admins demoting each other at
+   * once would otherwise both see the other one still there.
+   */
+  private keepingAnAdmin<T>(change: () => Promise<T>): Promise<T> {
+    const run = this.adminChanges.then(change);
+    this.adminChanges = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    return run;
+  }
+
+  /** Throws unless some admin (a user, or an active admin token) remains once one is taken away. */
+  private refuseLastAdmin(what: string): void {
+    const users = [...this.users.values()].filter((u) => u.role === 'admin').length;
+    const tokens = [...this.tokens.values()].filter((t) => t.role === 'admin' && t.revokedAt === null).length;
+    if (users + tokens <= 1) throw new AuthError('last_admin', `cannot ${what}: it is the last admin, and nobody could manage access after it. Make another admin first.`);
+  }
 
   private sessionAlive(session: SessionRecord): boolean {
     const now = this.now();

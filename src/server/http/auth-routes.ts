@@ -6,7 +6,7 @@ import { AuthError, sha256, type AuthService } from '../auth/auth-service.js';
 import { actorOf, TOKEN_ROLES, USER_ROLES, type Principal } from '../auth/roles.js';
 import { readJsonBody } from './body.js';
 import { HttpError, sendJson } from './http-error.js';
-import type { Router } from './router.js';
+import type { RequestContext, Router } from './router.js';
 import { clearedSessionCookie, readSessionCookie, sessionCookie } from './session-cookie.js';
 
 const LoginBody = z.strictObject({
@@ -23,6 +23,11 @@ const CreateUserBody = z.strictObject({
   name: UserNameSchema,
   role: z.enum(USER_ROLES),
   password: z.string().min(1).max(1024),
+});
+/** Proof of presence for changing a second factor (see confirmIdentity). */
+const TotpChangeBody = z.strictObject({
+  password: z.string().min(1).max(1024).optional(),
+  totp: z.string().max(16).optional(),
 });
 const UpdateUserBody = z
   .strictObject({ role: z.enum(USER_ROLES), password: z.string().min(1).max(1024) })
@@ -92,13 +97,22 @@ export function addAuthRoutes(router: Router, auth: AuthService, options: AuthRo
       await authCall(() => auth.removeUser(name));
       sendJson(res, 200, { ok: true });
     })
-    .on('POST', '/api/users/:name/totp', 'authenticated', async (_req, res, params, ctx) => {
-      selfOrAdmin(ctx.principal, params.name ?? '');
-      sendJson(res, 200, await authCall(() => auth.enableTotp(params.name ?? '')));
+    // A second factor changes only with proof that the person is at the keyboard: a session
+    // gives its user's password (and, to turn its own TOTP off, a current code). Admin tokens
+    // are programs with no password; they may already change any user's password.
+    .on('POST', '/api/users/:name/totp', 'authenticated', async (req, res, params, ctx) => {
+      const name = params.name ?? '';
+      const self = selfOrAdmin(ctx.principal, name);
+      const proof = await readJsonBody(req, TotpChangeBody, limit, { emptyAs: {} });
+      await confirmIdentity(auth, ctx, proof, { code: false, self });
+      sendJson(res, 200, await authCall(() => auth.enableTotp(name)));
     })
-    .on('DELETE', '/api/users/:name/totp', 'authenticated', async (_req, res, params, ctx) => {
-      selfOrAdmin(ctx.principal, params.name ?? '');
-      await authCall(() => auth.disableTotp(params.name ?? ''));
+    .on('DELETE', '/api/users/:name/totp', 'authenticated', async (req, res, params, ctx) => {
+      const name = params.name ?? '';
+      const self = selfOrAdmin(ctx.principal, name);
+      const proof = await readJsonBody(req, TotpChangeBody, limit, { emptyAs: {} });
+      await confirmIdentity(auth, ctx, proof, { code: self, self });
+      await authCall(() => auth.disableTotp(name));
       sendJson(res, 200, { ok: true });
     });
 }
@@ -107,9 +121,23 @@ function toTokenJson(t: ReturnType<AuthService['listTokens']>[number]) {
   return { id: t.id, name: t.name, role: t.role, host_id: t.hostId, created_by: t.createdBy, created_at: t.createdAt, revoked_at: t.revokedAt };
 }
 
-function selfOrAdmin(principal: Principal | null, name: string): void {
+/** Whether the caller acts on their own account; refuses anyone but the user and admins. */
+function selfOrAdmin(principal: Principal | null, name: string): boolean {
   const self = principal?.kind === 'session' && principal.user.toLowerCase() === name.toLowerCase();
   if (!self && principal?.role !== 'admin') throw new HttpError(403, 'forbidden', 'only an admin may change another user\'s second factor');
+  return self;
+}
+
+/**
+ * A session proves its user is present: the password, plus a current code when `code` (turning
+ * one's own second factor off) and the user has one. Tokens prove nothing more than themselves.
+ */
+async function confirmIdentity(auth: AuthService, ctx: RequestContext, proof: z.infer<typeof TotpChangeBody>, options: { code: boolean; self: boolean }): Promise<void> {
+  const principal = ctx.principal!;
+  if (principal.kind !== 'session') return;
+  if (proof.password === undefined) throw new HttpError(400, 'invalid_request', `password: required: give ${options.self ? 'your' : 'your own (the admin\'s)'} password to change a second factor`);
+  if (options.code && auth.hasTotp(principal.user) && proof.totp === undefined) throw new HttpError(400, 'invalid_request', 'totp: required: give a current code from your authenticator app to turn it off');
+  await authCall(() => auth.reauthenticate(principal.user, { password: proof.password!, totp: proof.totp }, ctx.address, { code: options.code }));
 }
 
 /** Maps AuthError to HTTP: 401 bad credentials, 429 rate limits, 503 busy KDF, 400/404/409. */
@@ -121,6 +149,8 @@ async function authCall<T>(fn: () => Promise<T>): Promise<T> {
     const retry: Record<string, string> = error.retryAfterMs !== undefined ? { 'retry-after': String(Math.ceil(error.retryAfterMs / 1000)) } : {};
     const status = {
       invalid_credentials: 401,
+      reauthentication_failed: 403,
+      last_admin: 409,
       totp_required: 401,
       totp_reused: 401,
       rate_limited: 429,

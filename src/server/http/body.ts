@@ -4,7 +4,13 @@ import type { IncomingMessage } from 'node:http';
 import type { z } from 'zod';
 import { HttpError, validationError } from './http-error.js';
 
-export async function readJsonBody<S extends z.ZodType>(req: IncomingMessage, schema: S, maxBytes: number): Promise<z.infer<S>> {
+export interface BodyOptions {
+  /** A request with no body at all (a bare DELETE) is read as this value instead of a 415. */
+  emptyAs?: Record<string, never>;
+}
+
+export async function readJsonBody<S extends z.ZodType>(req: IncomingMessage, schema: S, maxBytes: number, options: BodyOptions = {}): Promise<z.infer<S>> {
+  if (options.emptyAs && hasNoBody(req)) return parseWith(schema, options.emptyAs);
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/json') {
     throw new HttpError(415, 'unsupported_media_type', 'send the body as JSON with Content-Type: application/json');
@@ -33,7 +39,15 @@ export async function readJsonBody<S extends z.ZodType>(req: IncomingMessage, sc
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new HttpError(400, 'invalid_request', 'request body must be a JSON object');
   }
+  return parseWith(schema, value);
+}
+
+function parseWith<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
   const result = schema.safeParse(value);
   if (!result.success) throw validationError(result.error);
   return result.data;
+}
+
+function hasNoBody(req: IncomingMessage): boolean {
+  return req.headers['transfer-encoding'] === undefined && (req.headers['content-length'] === undefined || req.headers['content-length'] === '0');
 }

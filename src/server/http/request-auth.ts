@@ -25,10 +25,12 @@ export async function authenticate(req: IncomingMessage, auth: AuthService, secu
   return principal;
 }
 
-/** The origins a browser may use this server from: its own, plus NIXFLEET_ALLOWED_ORIGINS. */
-export function originAllowed(req: IncomingMessage, secure: boolean, allowed: ReadonlySet<string>): boolean {
+/**
+ * Whether the request's Origin is one a browser may use this server from: its own (decided from
+ * where it listens, see own-origins.ts) or NIXFLEET_ALLOWED_ORIGINS. Never judged by the Host
+ * header, which a page on a rebound DNS name controls.
+ */
+export function originAllowed(req: IncomingMessage, allowed: ReadonlySet<string>): boolean {
   const origin = req.headers.origin;
-  if (origin === undefined) return false;
-  const own = `${secure ? 'https' : 'http'}://${req.headers.host ?? ''}`;
-  return origin === own || allowed.has(origin);
+  return origin !== undefined && allowed.has(origin);
 }

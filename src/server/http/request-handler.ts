@@ -20,6 +20,7 @@ export interface FrontDoor {
   logger: Logger;
   secure: boolean;
   trustedProxies: TrustedProxies;
+  /** Browser origins allowed: the server's own and NIXFLEET_ALLOWED_ORIGINS (see own-origins.ts). */
   allowedOrigins: ReadonlySet<string>;
 }
 
@@ -93,7 +94,7 @@ function checkCsrf(req: IncomingMessage, principal: Extract<Principal, { kind: '
   const expected = Buffer.from(principal.csrfToken);
   const ok = typeof given === 'string' && given.length === principal.csrfToken.length && timingSafeEqual(Buffer.from(given), expected);
   if (!ok) throw new HttpError(403, 'csrf', 'missing or wrong X-CSRF-Token header (use the csrf_token from login or GET /api/me)');
-  if (req.headers.origin !== undefined && !originAllowed(req, door.secure, door.allowedOrigins)) {
+  if (req.headers.origin !== undefined && !originAllowed(req, door.allowedOrigins)) {
     throw new HttpError(403, 'origin', `origin ${req.headers.origin} is not allowed`);
   }
 }
@@ -123,7 +124,7 @@ async function upgrade(door: FrontDoor, hub: SyncHub, req: IncomingMessage, sock
     if (!principal) return refuse(401, 'Unauthorized');
     // Browsers always send Origin; a cookie must never let another site open our socket.
     const fromBrowser = principal.kind === 'session' || req.headers.origin !== undefined;
-    if (fromBrowser && !originAllowed(req, door.secure, door.allowedOrigins)) return refuse(403, 'Forbidden');
+    if (fromBrowser && !originAllowed(req, door.allowedOrigins)) return refuse(403, 'Forbidden');
     if (!can(principal, 'read')) return refuse(403, 'Forbidden');
     if (socket.destroyed) return;
     hub.handleUpgrade(req, socket, head, principal);
