@@ -1,20 +1,18 @@
 // The first admin and the admin CLI: a generated password shown once and never again, and
 // users and tokens managed offline on the store, refused while a server holds it.
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { runAdmin } from '../src/server/admin-cli.js';
 import { request } from './support/http.js';
 import { spawnServer } from './support/server-process.js';
 import { tempDir } from './support/test-server.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 function scratch(): string {
   const dir = tempDir();
-  cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+  defer(() => rmSync(dir, { recursive: true, force: true }));
   return dir;
 }
 
@@ -35,7 +33,7 @@ describe('the first admin', () => {
     expect(await first.kill('SIGTERM')).toBe(0);
 
     const second = await spawnServer({ NIXFLEET_DATA_DIR: dir, NIXFLEET_ADMIN_PASSWORD: '' });
-    cleanups.push(() => second.kill('SIGKILL'));
+    defer(() => second.kill('SIGKILL'));
     expect(second.stdout()).not.toContain('password');
     expect((await request(second.url, 'POST', '/api/login', { username: 'admin', password })).status).toBe(200);
   });
@@ -63,7 +61,7 @@ describe('npm run admin', () => {
     // What the CLI wrote is what the server reads.
     await admin(dir, 'user', 'add', 'bob', '--role', 'admin');
     const server = await spawnServer({ NIXFLEET_DATA_DIR: dir });
-    cleanups.push(() => server.kill('SIGKILL'));
+    defer(() => server.kill('SIGKILL'));
     expect((await request(server.url, 'POST', '/api/login', { username: 'bob', password: 'a long enough password' })).body.user).toEqual({ name: 'bob', role: 'admin' });
     expect((await request(server.url, 'GET', '/api/state', undefined, { authorization: `Bearer ${token}` })).status).toBe(401);
   }, 60_000);
@@ -71,7 +69,7 @@ describe('npm run admin', () => {
   it('refuses to touch a store a running server holds, saying what to do', async () => {
     const dir = scratch();
     const server = await spawnServer({ NIXFLEET_DATA_DIR: dir });
-    cleanups.push(() => server.kill('SIGKILL'));
+    defer(() => server.kill('SIGKILL'));
     const result = await admin(dir, 'user', 'list');
     expect(result.code).toBe(1);
     expect(result.out).toMatch(/in use by another process .*While the server runs, use the dashboard's Access page/);

@@ -6,7 +6,8 @@ import { readdirSync, rmSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { connect, type Socket } from 'node:net';
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { TEST_ADMIN_PASSWORD, tempDir } from './support/test-server.js';
@@ -15,16 +16,13 @@ import { until } from './support/until.js';
 const ATTACKER = '127.0.0.1';
 const VICTIM = '127.0.0.2';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function serverProcess(env: Record<string, string> = {}): Promise<ServerProcess> {
   const dataDir = tempDir();
   const server = await spawnServer({ NIXFLEET_DATA_DIR: dataDir, ...env });
-  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  cleanups.push(() => server.kill());
+  defer(() => rmSync(dataDir, { recursive: true, force: true }));
+  defer(() => server.kill());
   return server;
 }
 
@@ -47,7 +45,7 @@ interface Attack {
 async function flood(url: string, count: number, from = ATTACKER): Promise<Attack> {
   const { hostname, port } = new URL(url);
   const attack: Attack = { sockets: new Set(), refusals: [], release: () => attack.sockets.forEach((s) => s.destroy()) };
-  cleanups.push(() => attack.release());
+  defer(() => attack.release());
   for (let batch = 0; batch < count; batch += 250) {
     await Promise.all(
       Array.from({ length: Math.min(250, count - batch) }, (_, i) => new Promise<void>((resolve) => {
@@ -108,7 +106,7 @@ describe('one address cannot take every descriptor', () => {
     expect(login.status).toBe(200);
     const cookie = String(login.headers['set-cookie']).split(';')[0]!;
     const stream = await SyncRecorder.connect(server.wsUrl, { headers: { cookie, origin: server.url }, localAddress: VICTIM });
-    cleanups.push(() => stream.close());
+    defer(() => stream.close());
     await stream.waitForVersion(0);
     const added = await fromVictim(server.url, 'POST', '/api/hosts', { hostname: 'web-1' }, server.authHeaders);
     expect(added.status).toBe(201);
@@ -158,7 +156,7 @@ describe('WebSockets count too', () => {
   it('refuses an address the sockets over its cap, upgraded or not', async () => {
     const server = await serverProcess({ NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS: '64' });
     const sockets: WebSocket[] = [];
-    cleanups.push(() => sockets.forEach((ws) => ws.terminate()));
+    defer(() => sockets.forEach((ws) => ws.terminate()));
     const results = await Promise.all(
       Array.from({ length: 80 }, () => new Promise<string>((resolve) => {
         const ws = new WebSocket(server.wsUrl, { headers: server.authHeaders, localAddress: ATTACKER });

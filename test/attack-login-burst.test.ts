@@ -2,19 +2,17 @@
 // before the hash and count the failure after it, so a burst already in the hash queue was
 // checked in full and a right password inside the burst logged in. Each test performs the
 // attack over real sockets, with no credentials, and counts the passwords the server evaluated.
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { totpCode } from '../src/server/auth/totp.js';
 import { api, request, type ApiResponse } from './support/http.js';
 import { startTestServer, TEST_ADMIN_PASSWORD, type TestServer } from './support/test-server.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function server(options: Parameters<typeof startTestServer>[1] = {}): Promise<TestServer> {
   const s = await startTestServer({}, options);
-  cleanups.push(() => s.dispose());
+  defer(() => s.dispose());
   return s;
 }
 

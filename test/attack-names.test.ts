@@ -3,21 +3,19 @@
 // in the table. Each test makes the attempt through the API, as an operator and as an agent
 // renaming its own host, and checks the rule holds for the other names people read.
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { emptyState, toFullState, type Change } from '../src/protocol/index.js';
 import { DEFAULT_CONFIG } from '../src/server/config.js';
 import { SqliteStore } from '../src/server/store/sqlite-store.js';
 import { api } from './support/http.js';
 import { startTestServer, tempDir, type TestServer } from './support/test-server.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function server(overrides: Parameters<typeof startTestServer>[0] = {}): Promise<TestServer> {
   const s = await startTestServer(overrides);
-  cleanups.push(() => s.dispose());
+  defer(() => s.dispose());
   return s;
 }
 
@@ -77,7 +75,7 @@ describe('hostnames follow RFC 1123', () => {
 
   it('keeps a host whose name was stored before the rule readable and usable', async () => {
     const dataDir = tempDir();
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    defer(() => rmSync(dataDir, { recursive: true, force: true }));
     // A store written by an older server, holding a name the rule now refuses.
     const store = new SqliteStore({ dataDir });
     await store.open(JSON.stringify(toFullState(emptyState(DEFAULT_CONFIG.limits))));

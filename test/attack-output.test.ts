@@ -6,7 +6,8 @@ import { readFileSync, rmSync, statSync } from 'node:fs';
 import { get as httpGet, type IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { api } from './support/http.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
 import { tempDir } from './support/test-server.js';
@@ -14,10 +15,7 @@ import { tempDir } from './support/test-server.js';
 const MiB = 1024 * 1024;
 const CHUNK = 256 * 1024; // the largest chunk one request may carry
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 interface Fleet {
   server: ServerProcess;
@@ -30,8 +28,8 @@ interface Fleet {
 async function runningCommand(env: Record<string, string>): Promise<Fleet> {
   const dataDir = tempDir();
   const server = await spawnServer({ NIXFLEET_DATA_DIR: dataDir, ...env });
-  cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
-  cleanups.push(() => server.kill());
+  defer(() => rmSync(dataDir, { recursive: true, force: true }));
+  defer(() => server.kill());
   const admin = api(server.url, server.token);
   await admin.addHost('web-1');
   const token = await admin.post('/api/tokens', { name: 'agent web-1', role: 'agent', host_id: 'web-1' });

@@ -2,33 +2,23 @@
 // with a session alone, an access change that leaves no admin, a `__proto__` key stored as `{}`,
 // a WebSocket origin check that believed the client's Host header.
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { totpCode } from '../src/server/auth/totp.js';
 import { ownOrigins } from '../src/server/http/own-origins.js';
-import { api, request } from './support/http.js';
+import { api, logInSession, request, type Session } from './support/http.js';
 import { startTestServer, TEST_ADMIN_PASSWORD, type TestServer } from './support/test-server.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function server(overrides: Parameters<typeof startTestServer>[0] = {}, options: Parameters<typeof startTestServer>[1] = {}): Promise<TestServer> {
   const s = await startTestServer(overrides, options);
-  cleanups.push(() => s.dispose());
+  defer(() => s.dispose());
   return s;
 }
 
-interface Session {
-  cookie: string;
-  headers: Record<string, string>;
-}
-
-async function session(s: TestServer, username: string, password: string, totp?: string): Promise<Session> {
-  const res = await request(s.url, 'POST', '/api/login', { username, password, ...(totp ? { totp } : {}) });
-  expect(res.status).toBe(200);
-  const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
-  return { cookie, headers: { cookie, 'x-csrf-token': res.body.csrf_token, origin: s.url } };
+function session(s: TestServer, username: string, password: string): Promise<Session> {
+  return logInSession(s.url, username, password);
 }
 
 const ALICE_PASSWORD = 'alice has a long password';

@@ -4,7 +4,8 @@
 // the user sees: rows in the hosts table and the sync indicator's status and version.
 import { rmSync } from 'node:fs';
 import type { Browser, Page } from 'playwright-core';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { launchBrowser, logIn } from './support/browser.js';
 import { api } from './support/http.js';
 import { freePort } from './support/ports.js';
@@ -20,10 +21,7 @@ afterAll(async () => {
   await browser?.close();
 });
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 interface Fleet {
   server: ServerProcess;
@@ -52,7 +50,7 @@ async function startFleet(beaconMs: number): Promise<Fleet> {
       fleet.server = await spawnServer(env());
     },
   };
-  cleanups.push(async () => {
+  defer(async () => {
     await fleet.server.kill('SIGKILL');
     rmSync(dataDir, { recursive: true, force: true });
   });
@@ -62,14 +60,14 @@ async function startFleet(beaconMs: number): Promise<Fleet> {
 /** A WebSocket fault proxy in front of the fleet's server: a page loaded through it has its socket cut, dropped or stalled there. */
 async function proxyFor(fleet: Fleet): Promise<WsFaultProxy> {
   const proxy = await WsFaultProxy.start(`ws://127.0.0.1:${fleet.port}/ws`, fleet.proxyPort);
-  cleanups.push(() => proxy.close());
+  defer(() => proxy.close());
   return proxy;
 }
 
 /** The dashboard, logged in and live, loaded from the server or through `via`. */
 async function openDashboard(fleet: Fleet, via?: WsFaultProxy): Promise<Page> {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  cleanups.push(() => context.close());
+  defer(() => context.close());
   const page = await context.newPage();
   page.on('pageerror', (error) => console.error('page error:', error));
   await logIn(page, via?.httpUrl ?? fleet.server.url, TEST_ADMIN_PASSWORD);

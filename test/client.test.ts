@@ -5,7 +5,8 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { StateSync, type PageLike, type StateSyncOptions, type WebSocketConstructorLike } from '../src/client/index.js';
 import { api } from './support/http.js';
 import { startTestServer, tempDir } from './support/test-server.js';
@@ -13,17 +14,14 @@ import { converged, startSync } from './support/sync-client.js';
 import { until } from './support/until.js';
 import { WsFaultProxy } from './support/ws-fault-proxy.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function serverWithProxy(overrides: Parameters<typeof startTestServer>[0] = {}) {
   const server = await startTestServer({ beaconIntervalMs: 300, ...overrides });
   currentAuth = server.authHeaders;
-  cleanups.push(() => server.dispose());
+  defer(() => server.dispose());
   const proxy = await WsFaultProxy.start(server.wsUrl);
-  cleanups.push(() => proxy.close());
+  defer(() => proxy.close());
   return { server, proxy, http: api(server.url, server.token) };
 }
 
@@ -38,7 +36,7 @@ const AuthedWebSocket = class extends WebSocket {
 } as unknown as WebSocketConstructorLike;
 
 function client(url: string, options: Partial<StateSyncOptions> = {}) {
-  return startSync({ url, WebSocket: AuthedWebSocket, beaconIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, page: null, ...options }, cleanups);
+  return startSync({ url, WebSocket: AuthedWebSocket, beaconIntervalMs: 300, backoffBaseMs: 50, backoffCapMs: 400, page: null, ...options }, defer);
 }
 
 describe('StateSync', () => {
@@ -123,7 +121,7 @@ describe('StateSync', () => {
 
   it('recovers from a server restart on the same store without losing anything', async () => {
     const dataDir = tempDir();
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    defer(() => rmSync(dataDir, { recursive: true, force: true }));
     let server = await startTestServer({ dataDir, beaconIntervalMs: 300 });
     currentAuth = server.authHeaders;
     const port = Number(new URL(server.url).port);
@@ -133,7 +131,7 @@ describe('StateSync', () => {
     await server.close();
     await until('offline', () => sync.status.status === 'offline', 2000, 10);
     server = await startTestServer({ dataDir, listenPort: port, beaconIntervalMs: 300 });
-    cleanups.push(() => server.close());
+    defer(() => server.close());
     await api(server.url, server.token).addHost('b');
     await converged(sync, server, 5000);
     expect([...sync.state!.hosts.keys()]).toEqual(['a', 'b']);
@@ -141,7 +139,7 @@ describe('StateSync', () => {
 
   it('drops the old state entirely on a new epoch (wiped store)', async () => {
     const dataDir = tempDir();
-    cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
+    defer(() => rmSync(dataDir, { recursive: true, force: true }));
     let server = await startTestServer({ dataDir, beaconIntervalMs: 300 });
     currentAuth = server.authHeaders;
     const port = Number(new URL(server.url).port);
@@ -155,7 +153,7 @@ describe('StateSync', () => {
     rmSync(dataDir, { recursive: true, force: true });
     server = await startTestServer({ dataDir, listenPort: port, beaconIntervalMs: 300 });
     currentAuth = server.authHeaders; // the wiped store forgot the old token too
-    cleanups.push(() => server.close());
+    defer(() => server.close());
     await api(server.url, server.token).addHost('z');
     await converged(sync, server, 5000);
     expect(sync.epoch).not.toBe(oldEpoch);
@@ -197,7 +195,7 @@ describe('StateSync', () => {
       ws.close(1011, 'nope');
     });
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => { wss.close(); http.closeAllConnections(); http.close(() => resolve()); }));
+    defer(() => new Promise<void>((resolve) => { wss.close(); http.closeAllConnections(); http.close(() => resolve()); }));
     const delays: number[] = [];
     const realSetTimeout = setTimeout;
     const sync = client(`ws://127.0.0.1:${(http.address() as AddressInfo).port}/ws`, {
@@ -244,14 +242,14 @@ describe('StateSync in Node', () => {
     const sockets: import('node:net').Socket[] = [];
     const silent = createTcpServer((socket) => sockets.push(socket));
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
-    cleanups.push(() => new Promise<void>((resolve) => {
+    defer(() => new Promise<void>((resolve) => {
       sockets.forEach((s) => s.destroy());
       silent.close(() => resolve());
     }));
     const errors: unknown[] = [];
     const onError = (error: unknown) => errors.push(error);
     process.on('uncaughtException', onError);
-    cleanups.push(() => process.off('uncaughtException', onError));
+    defer(() => process.off('uncaughtException', onError));
     const sync = new StateSync({ url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}/ws`, WebSocket: WebSocket as unknown as WebSocketConstructorLike, page: null });
     sync.start();
     await new Promise((resolve) => setTimeout(resolve, 50));

@@ -3,7 +3,8 @@
 // through all three at once; a killed instance's clients continue on another; a listener
 // connection terminated by the database costs latency, never a delta.
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { StateSync, type WebSocketConstructorLike } from '../src/client/index.js';
 import { toFullState } from '../src/protocol/index.js';
 import { runAdmin } from '../src/server/admin-cli.js';
@@ -15,18 +16,15 @@ import { startTestServer, type TestServer } from './support/test-server.js';
 import { WsFaultProxy } from './support/ws-fault-proxy.js';
 import { until } from './support/until.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function cluster(size: number): Promise<{ db: FreshDatabase; instances: TestServer[] }> {
   const db = await freshDatabase();
-  cleanups.push(() => db.drop());
+  defer(() => db.drop());
   const instances: TestServer[] = [];
   for (let i = 0; i < size; i++) {
     const server = await startTestServer({ databaseUrl: db.url, beaconIntervalMs: 200 });
-    cleanups.push(() => server.dispose());
+    defer(() => server.dispose());
     instances.push(server);
   }
   return { db, instances };
@@ -39,7 +37,7 @@ describe.skipIf(!pgAvailable)('several instances on one PostgreSQL', () => {
     const { instances } = await cluster(3);
     expect(new Set(instances.map((s) => s.manager.epoch)).size).toBe(1);
     const clients = await Promise.all(instances.flatMap((s) => [0, 1].map(() => SyncRecorder.connect(s.wsUrl, { headers: s.authHeaders }))));
-    cleanups.push(() => clients.forEach((c) => c.close()));
+    defer(() => clients.forEach((c) => c.close()));
 
     // Every instance writes at once; versions are contended on every commit.
     const acknowledged: number[] = [];
@@ -70,9 +68,9 @@ describe.skipIf(!pgAvailable)('several instances on one PostgreSQL', () => {
 
   it('starts several instances at once on a new database: one migration, one epoch', async () => {
     const db = await freshDatabase();
-    cleanups.push(() => db.drop());
+    defer(() => db.drop());
     const instances = await Promise.all([0, 1, 2].map(() => startTestServer({ databaseUrl: db.url })));
-    cleanups.push(() => Promise.all(instances.map((s) => s.dispose())));
+    defer(() => Promise.all(instances.map((s) => s.dispose())));
     // A migration applied twice would fail its CREATE TABLE and the start with it.
     expect(new Set(instances.map((s) => s.manager.epoch)).size).toBe(1);
     expect(instances.map((s) => s.manager.version)).toEqual([0, 0, 0]);
@@ -83,7 +81,7 @@ describe.skipIf(!pgAvailable)('several instances on one PostgreSQL', () => {
     const [a, b] = instances as [TestServer, TestServer];
     await api(a.url, a.token).addHost('first');
     const watcher = await SyncRecorder.connect(b.wsUrl, { headers: b.authHeaders });
-    cleanups.push(() => watcher.close());
+    defer(() => watcher.close());
     await watcher.waitForVersion(1);
     // The database drops every connection of both instances (a failover, a restart).
     const name = new URL(db.url).pathname.slice(1);
@@ -124,7 +122,7 @@ describe.skipIf(!pgAvailable)('several instances on one PostgreSQL', () => {
     const { db, instances } = await cluster(3);
     const [a, b, c] = instances as [TestServer, TestServer, TestServer];
     const proxy = await WsFaultProxy.start(a.wsUrl);
-    cleanups.push(() => proxy.close());
+    defer(() => proxy.close());
     let headers = a.authHeaders;
     const Authed = class extends WebSocket {
       constructor(url: string) {
@@ -134,7 +132,7 @@ describe.skipIf(!pgAvailable)('several instances on one PostgreSQL', () => {
     const syncs = [0, 1, 2].map(() => {
       const sync = new StateSync({ url: proxy.url, WebSocket: Authed, beaconIntervalMs: 200, backoffBaseMs: 50, backoffCapMs: 400, page: null });
       sync.start();
-      cleanups.push(() => sync.close());
+      defer(() => sync.close());
       return sync;
     });
     await api(b.url, b.token).addHost('before');

@@ -5,39 +5,29 @@ import { connect } from 'node:net';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { totpCode } from '../src/server/auth/totp.js';
 import { createLogger } from '../src/server/logger.js';
-import { api, request } from './support/http.js';
+import { api, logInSession, request, type Session } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, tempDir, TEST_ADMIN_PASSWORD, type TestServer } from './support/test-server.js';
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function server(overrides: Parameters<typeof startTestServer>[0] = {}, options: Parameters<typeof startTestServer>[1] = {}): Promise<TestServer> {
   const s = await startTestServer(overrides, options);
-  cleanups.push(() => s.dispose());
+  defer(() => s.dispose());
   return s;
 }
 
-interface Session {
-  cookie: string;
-  csrf: string;
-  headers: Record<string, string>;
-}
 
 async function login(s: TestServer, username: string, password: string, extra: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
   return request(s.url, 'POST', '/api/login', { username, password, ...extra }, headers);
 }
 
-async function session(s: TestServer, username = 'admin', password = TEST_ADMIN_PASSWORD): Promise<Session> {
-  const res = await login(s, username, password);
-  expect(res.status).toBe(200);
-  const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
-  return { cookie, csrf: res.body.csrf_token, headers: { cookie, 'x-csrf-token': res.body.csrf_token, origin: s.url } };
+function session(s: TestServer, username = 'admin', password = TEST_ADMIN_PASSWORD): Promise<Session> {
+  return logInSession(s.url, username, password);
 }
 
 async function addUser(s: TestServer, name: string, role: 'viewer' | 'operator' | 'admin'): Promise<Session> {
@@ -291,7 +281,7 @@ describe('input hardening', () => {
 
   it('serves HTTPS with HSTS and a __Host- Secure cookie when given a certificate', async () => {
     const dir = tempDir();
-    cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+    defer(() => rmSync(dir, { recursive: true, force: true }));
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { stdio: 'ignore' });

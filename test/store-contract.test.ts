@@ -2,7 +2,8 @@
 // What the state manager relies on: epoch and counter rules, consecutive commits, the change log
 // after a snapshot, whole command output, and a new store having a new epoch.
 import { rmSync } from 'node:fs';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { emptyState, toFullState, type Change } from '../src/protocol/index.js';
 import { PgStore } from '../src/server/store/pg-store.js';
 import { SqliteStore } from '../src/server/store/sqlite-store.js';
@@ -17,10 +18,7 @@ interface Harness {
   fresh(): Promise<Store>;
 }
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 const implementations: Array<[string, boolean, () => Promise<Harness>]> = [
   [
@@ -28,12 +26,12 @@ const implementations: Array<[string, boolean, () => Promise<Harness>]> = [
     true,
     async () => {
       const dir = tempDir();
-      cleanups.push(() => rmSync(dir, { recursive: true, force: true }));
+      defer(() => rmSync(dir, { recursive: true, force: true }));
       return {
         open: () => new SqliteStore({ dataDir: dir, changeLogRetention: 5 }),
         async fresh() {
           const other = tempDir();
-          cleanups.push(() => rmSync(other, { recursive: true, force: true }));
+          defer(() => rmSync(other, { recursive: true, force: true }));
           return new SqliteStore({ dataDir: other });
         },
       };
@@ -44,12 +42,12 @@ const implementations: Array<[string, boolean, () => Promise<Harness>]> = [
     pgAvailable,
     async () => {
       const db = await freshDatabase();
-      cleanups.push(() => db.drop());
+      defer(() => db.drop());
       return {
         open: () => new PgStore({ connectionString: db.url, changeLogRetention: 5 }),
         async fresh() {
           const other = await freshDatabase();
-          cleanups.push(() => other.drop());
+          defer(() => other.drop());
           return new PgStore({ connectionString: other.url });
         },
       };
@@ -69,7 +67,7 @@ for (const [name, available, make] of implementations) {
   describe.skipIf(!available)(`${name} (store contract)`, () => {
     async function opened(harness: Harness): Promise<Store> {
       const store = harness.open();
-      cleanups.push(() => store.close());
+      defer(() => store.close());
       return store;
     }
 
@@ -133,7 +131,7 @@ for (const [name, available, make] of implementations) {
       const harness = await make();
       const a = await opened(harness);
       const b = await harness.fresh();
-      cleanups.push(() => b.close());
+      defer(() => b.close());
       expect((await a.open(INITIAL)).epoch).not.toBe((await b.open(INITIAL)).epoch);
     });
   });

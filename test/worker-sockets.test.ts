@@ -5,7 +5,8 @@
 // page half's browser semantics on crafted batches.
 import { Worker } from 'node:worker_threads';
 import WebSocket from 'ws';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
 import { WorkerSockets, type StateSyncOptions, type WebSocketConstructorLike, type WorkerLike } from '../src/client/index.js';
 import type { FromSocketWorker, ToSocketWorker } from '../src/client/socket-worker.js';
 import { api } from './support/http.js';
@@ -15,14 +16,11 @@ import { until } from './support/until.js';
 
 const THREAD = new URL('./support/socket-worker-thread.mjs', import.meta.url);
 
-const cleanups: Array<() => unknown> = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
+const defer = cleanupAfterEach();
 
 async function server(): Promise<TestServer> {
   const s = await startTestServer({ beaconIntervalMs: 300 });
-  cleanups.push(() => s.dispose());
+  defer(() => s.dispose());
   return s;
 }
 
@@ -42,7 +40,7 @@ function workerThread(headers: Record<string, string>, flushIntervalMs = 8, scri
   };
   thread.on('message', (data) => worker.onmessage?.({ data }));
   thread.on('error', (error) => worker.onerror?.(error));
-  cleanups.push(() => thread.terminate());
+  defer(() => thread.terminate());
   return worker;
 }
 
@@ -65,12 +63,12 @@ function sockets(headers: Record<string, string>, options: { flushIntervalMs?: n
     },
     { fallback: options.fallback ?? null, ...(options.workerTimeoutMs ? { workerTimeoutMs: options.workerTimeoutMs } : {}) },
   );
-  cleanups.push(() => workerSockets.terminate());
+  defer(() => workerSockets.terminate());
   return { workerSockets, threads };
 }
 
 function client(url: string, WebSocketImpl: WebSocketConstructorLike, options: Partial<StateSyncOptions> = {}) {
-  return startSync({ url, WebSocket: WebSocketImpl, beaconIntervalMs: 300, backoffBaseMs: 20, backoffCapMs: 200, page: null, ...options }, cleanups);
+  return startSync({ url, WebSocket: WebSocketImpl, beaconIntervalMs: 300, backoffBaseMs: 20, backoffCapMs: 200, page: null, ...options }, defer);
 }
 
 const event = (i: number) => ({ type: 'event' as const, event: { id: `e-${i}`, timestamp: new Date().toISOString(), category: 'burst', level: 'info' as const, actor: null, host_id: null, action: null, message: `event ${i}`, details: null } });
@@ -189,7 +187,7 @@ describe('WorkerSockets', () => {
     const PageWebSocket = pageWebSocket(s.authHeaders);
     const missing = new URL('./support/no-such-worker.mjs', import.meta.url);
     const workerSockets = new WorkerSockets(() => workerThread(s.authHeaders, 8, missing), { fallback: PageWebSocket });
-    cleanups.push(() => workerSockets.terminate());
+    defer(() => workerSockets.terminate());
     const sync = client(s.wsUrl, workerSockets.WebSocket);
     await converged(sync, s);
     expect(workerSockets.mode).toBe('page');

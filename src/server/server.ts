@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Duplex } from 'node:stream';
 import { AuthService } from './auth/auth-service.js';
 import { SqliteAuthStore, type AuthStore } from './auth/auth-store.js';
 import { PgAuthStore } from './auth/pg-auth-store.js';
@@ -14,7 +13,7 @@ import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
 import { createApiRouter } from './http/api-routes.js';
 import { OutputIntake } from './output-intake.js';
-import { ConnectionGate } from './http/connection-gate.js';
+import { answerClientError, ConnectionGate } from './http/connection-gate.js';
 import { ownOrigins } from './http/own-origins.js';
 import { addAuthRoutes } from './http/auth-routes.js';
 import { createRequestHandler, createUpgradeHandler } from './http/request-handler.js';
@@ -54,18 +53,6 @@ export interface NixFleetServer {
   readonly wsUrl: string;
   /** Stops accepting, closes sockets with 1001, commits what is queued and closes the store. */
   close(): Promise<void>;
-}
-
-/**
- * A request the parser refused or that ran out of time: answered with its status, then the socket
- * is destroyed, not half-closed, so its descriptor does not wait for the client to let go.
- */
-function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
-  const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
-  if (!socket.writable) return void socket.destroy();
-  socket.end(`HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`, () => socket.destroy());
-  // end() waits for the kernel to take the bytes; a peer that stopped reading must not hold it.
-  setTimeout(() => socket.destroy(), 1000).unref();
 }
 
 export async function startServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<NixFleetServer> {

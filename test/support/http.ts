@@ -34,3 +34,18 @@ export function api(baseUrl: string, token?: string) {
     },
   };
 }
+
+export interface Session {
+  cookie: string;
+  csrf: string;
+  /** Cookie, CSRF token and the server's own Origin: what a browser on the dashboard sends. */
+  headers: Record<string, string>;
+}
+
+/** Logs in over HTTP as a browser would, failing loudly unless the server answers 200. */
+export async function logInSession(baseUrl: string, username: string, password: string, extra: Record<string, unknown> = {}): Promise<Session> {
+  const res = await request(baseUrl, 'POST', '/api/login', { username, password, ...extra });
+  if (res.status !== 200) throw new Error(`login as ${username}: ${res.status} ${JSON.stringify(res.body)}`);
+  const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+  return { cookie, csrf: res.body.csrf_token, headers: { cookie, 'x-csrf-token': res.body.csrf_token, origin: baseUrl } };
+}

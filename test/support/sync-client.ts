@@ -5,13 +5,13 @@ import { toFullState } from '../../src/protocol/index.js';
 import type { TestServer } from './test-server.js';
 import { until } from './until.js';
 
-/** Starts `options` as a StateSync that records its statuses; `cleanups` gets its close. */
-export function startSync(options: StateSyncOptions, cleanups: Array<() => unknown>): StateSync & { statuses: StatusEvent[] } {
+/** Starts `options` as a StateSync that records its statuses; its close is deferred to `defer`. */
+export function startSync(options: StateSyncOptions, defer: (cleanup: () => unknown) => void): StateSync & { statuses: StatusEvent[] } {
   const sync = new StateSync(options);
   const statuses: StatusEvent[] = [];
   sync.on('status', (status) => statuses.push(status));
   sync.start();
-  cleanups.push(() => sync.close());
+  defer(() => sync.close());
   return Object.assign(sync, { statuses });
 }
 

@@ -4,7 +4,7 @@
 // request or an open socket costs no I/O. Listeners hear when a credential stops being valid.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AuthStore, SessionRecord, TokenRecord, UserRecord } from './auth-store.js';
-import { LoginLimiter, type LoginRefusal } from './login-limiter.js';
+import { LoginLimiter, type LoginAttempt, type LoginRefusal } from './login-limiter.js';
 import { checkPasswordStrength, hashPassword, KdfLimiter, verifyPassword } from './passwords.js';
 import { USER_ROLES, TOKEN_ROLES, type Principal, type TokenRole, type UserRole } from './roles.js';
 import { generateTotpSecret, totpUri, verifyTotp } from './totp.js';
@@ -221,11 +221,7 @@ export class AuthService {
     const reservation = this.limiter.reserve(account, address);
     if (!reservation.allowed) throw rateLimited(reservation);
     const known = this.users.get(account);
-    const passwordOk = await verifyPassword(proof.password, known?.passwordHash ?? this.dummyHash, this.kdf).catch((error: { code?: string }) => {
-      reservation.attempt.withdrawn();
-      if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy checking passwords; try again in a moment', 1000);
-      throw error;
-    });
+    const passwordOk = await this.passwordMatches(known, proof.password, reservation.attempt);
     const user = this.users.get(account);
     const codeCheck = options.code && user?.totpSecret ? verifyTotp(user.totpSecret, proof.totp ?? '', this.now(), user.totpLastStep) : null;
     if (!user || !passwordOk || user.passwordHash !== known?.passwordHash || (codeCheck && !codeCheck.ok)) {
@@ -277,12 +273,7 @@ export class AuthService {
     const reservation = this.limiter.reserve(account, address);
     if (!reservation.allowed) throw rateLimited(reservation);
     const { attempt } = reservation;
-    const passwordOk = await verifyPassword(input.password, known?.passwordHash ?? this.dummyHash, this.kdf).catch((error: { code?: string }) => {
-      attempt.withdrawn(); // never evaluated: no guess was spent
-      if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy checking passwords; try again in a moment', 1000);
-      throw error;
-    });
-    this.stats.passwordChecks++;
+    const passwordOk = await this.passwordMatches(known, input.password, attempt);
     // Read again after the await: a concurrent login may have used a TOTP step meanwhile.
     const user = this.users.get(account);
     const codeCheck = user && user.totpSecret !== null ? verifyTotp(user.totpSecret, input.totp ?? '', this.now(), user.totpLastStep) : null;
@@ -459,6 +450,20 @@ export class AuthService {
 
   private revoked(): void {
     for (const listener of this.revokeListeners) listener();
+  }
+
+  /**
+   * Checks a password against the user's hash, or a dummy one for an unknown user (so timing
+   * does not tell which names exist). A busy KDF gives the attempt back: nothing was evaluated.
+   */
+  private async passwordMatches(user: UserRecord | undefined, password: string, attempt: LoginAttempt): Promise<boolean> {
+    const ok = await verifyPassword(password, user?.passwordHash ?? this.dummyHash, this.kdf).catch((error: { code?: string }) => {
+      attempt.withdrawn();
+      if (error?.code === 'kdf_busy') throw new AuthError('kdf_busy', 'the server is busy checking passwords; try again in a moment', 1000);
+      throw error;
+    });
+    this.stats.passwordChecks++;
+    return ok;
   }
 
   private hash(password: string): Promise<string> {

@@ -1,10 +1,11 @@
-// Caps the TCP connections (HTTP and WebSocket alike: an upgrade keeps its connection) one client
-// address may hold, and the process in all, so no client can take every file descriptor. It
-// counts at accept, before a byte is parsed; an address is its peer IP (an IPv6 client by its
-// /64), and trusted proxies are exempt from the per-address cap, since every client behind
-// them shares their address. A refused connection is told why (plain HTTP) and destroyed.
-import type { Server } from 'node:net';
-import type { Socket } from 'node:net';
+// How long a connection may hold a descriptor. ConnectionGate caps the TCP connections (HTTP and
+// WebSocket alike: an upgrade keeps its connection) one client address may hold, and the process
+// in all, so no client can take every file descriptor. It counts at accept, before a byte is
+// parsed; an address is its peer IP (an IPv6 client by its /64), and trusted proxies are exempt
+// from the per-address cap, since every client behind them shares their address. Whatever is
+// refused is told why, then destroyed, never left half-closed for the client to let go of.
+import type { Server, Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import { clientBucket, type TrustedProxies } from '../auth/client-address.js';
 import type { Logger } from '../logger.js';
 
@@ -65,7 +66,22 @@ export class ConnectionGate {
     this.options.logger.warn(message, fields);
     socket.on('error', () => {});
     if (this.options.secure) return void socket.destroy();
-    // A few hundred bytes fit the kernel's send buffer at once, so this never waits for the peer.
-    socket.end(REFUSAL, () => socket.destroy());
+    answerAndDestroy(socket, REFUSAL);
   }
+}
+
+/**
+ * Writes a last answer and destroys the socket once the kernel has it, or after a second when
+ * the peer reads nothing: its descriptor never waits for the client to close.
+ */
+export function answerAndDestroy(socket: Duplex, answer: string): void {
+  if (!socket.writable) return void socket.destroy();
+  socket.end(answer, () => socket.destroy());
+  setTimeout(() => socket.destroy(), 1000).unref();
+}
+
+/** The server's 'clientError': a request the parser refused or that ran out of time. */
+export function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  const status = error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? '408 Request Timeout' : error.code === 'HPE_HEADER_OVERFLOW' ? '431 Request Header Fields Too Large' : '400 Bad Request';
+  answerAndDestroy(socket, `HTTP/1.1 ${status}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
 }

@@ -8,6 +8,7 @@ import { clientAddress, type TrustedProxies } from '../auth/client-address.js';
 import { can, type Principal } from '../auth/roles.js';
 import type { Logger } from '../logger.js';
 import type { SyncHub } from '../sync-hub.js';
+import { answerAndDestroy } from './connection-gate.js';
 import { HttpError, sendError, toHttpError } from './http-error.js';
 import { authenticate, originAllowed } from './request-auth.js';
 import type { RequestContext, Router } from './router.js';
@@ -112,7 +113,7 @@ async function upgrade(door: FrontDoor, hub: SyncHub, req: IncomingMessage, sock
     socket.on('error', () => socket.destroy());
     // Answered, then destroyed: a refused client must not keep its descriptor by not closing.
     const refuse = (status: number, text: string) => {
-      socket.end(`HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`, () => socket.destroy());
+      answerAndDestroy(socket, `HTTP/1.1 ${status} ${text}\r\nConnection: close\r\nContent-Type: text/plain\r\nContent-Length: ${Buffer.byteLength(text)}\r\n\r\n${text}`);
     };
     if (new URL(req.url ?? '/', 'http://localhost').pathname !== '/ws') return refuse(404, 'Not Found');
     let principal: Principal | null;
