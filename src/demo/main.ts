@@ -31,6 +31,9 @@ function readOptions(): { options: DemoOptions; config: ServerConfig } {
   try {
     const config = configFromEnv(process.env);
     if ((process.env.NIXFLEET_DATA_DIR ?? '').trim() === '') config.dataDir = DEMO_DATA_DIR;
+    // Every simulated host connects from this machine, as a fleet behind one NAT would: the
+    // per-address cap is lifted unless set explicitly (real agents each have their own address).
+    if ((process.env.NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS ?? '').trim() === '') config.maxConnectionsPerAddress = config.maxConnections;
     return { options, config };
   } catch (error) {
     if (error instanceof ConfigError) fail(`invalid configuration: ${error.message}`, 1);
