@@ -234,4 +234,42 @@ describe('dashboard under faults', () => {
     // It was the `online` event that cut the backoff short.
     expect(await page.evaluate(() => (window as any).__statuses)).toContain('connecting online');
   });
+
+  it('stays live through frame and change types of a newer server, and shows a new status value as it is', async () => {
+    const fleet = await startFleet(30_000);
+    const proxy = await proxyFor(fleet);
+    const page = await openDashboard(fleet, proxy);
+    const problems: string[] = [];
+    page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+    page.on('console', (message) => {
+      if (message.type() === 'error') problems.push(`console error: ${message.text()}`);
+    });
+    const http = api(fleet.server.url, fleet.server.token);
+    await http.addHost('web-1');
+    await pageMatchesServer(page, fleet, 2000);
+    let navigations = 0;
+    page.on('framenavigated', () => navigations++);
+
+    // A frame type the page does not know, in the middle of the stream.
+    proxy.inject('{"type":"presence","users":["alice","bob"]}');
+    // A change type it does not know, at a real version: healed by one full state on the same socket.
+    proxy.rewriteNext('delta', (frame) => ({ ...frame, payload: { type: 'host_presence', id: frame.payload.host.id } }));
+    await http.addHost('web-2');
+    await http.addHost('web-3');
+    await pageMatchesServer(page, fleet, 3000);
+    const stats = await page.evaluate(() => (window as any).__nixfleet.sync.stats);
+    expect(stats).toMatchObject({ unknownFrames: 1, unknownChanges: 1, reconnects: 0, resyncs: expect.objectContaining({ unknown_change: 1 }) });
+
+    // A value of a known field the page has never heard of is shown, not rejected.
+    proxy.rewriteNext('delta', (frame) => ({ ...frame, payload: { ...frame.payload, fields: { ...frame.payload.fields, status: 'maintenance' } } }));
+    await http.patch('/api/hosts/web-1', { status: 'offline' });
+    await page.waitForSelector('tr[data-host-id="web-1"] [data-field="status"][data-status="maintenance"]', { timeout: 2000 });
+    expect(await page.locator('tr[data-host-id="web-1"] [data-field="status"]').textContent()).toBe('maintenance');
+    await http.patch('/api/hosts/web-1', { status: 'online', last_seen: new Date().toISOString() });
+    await pageMatchesServer(page, fleet, 2000);
+
+    expect(problems).toEqual([]);
+    expect(navigations).toBe(0);
+    expect((await shown(page)).status).toBe('live');
+  });
 });

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { cleanupAfterEach } from './support/cleanups.js';
 import { StateSync, type PageLike, type StateSyncOptions, type WebSocketConstructorLike } from '../src/client/index.js';
 import { api } from './support/http.js';
@@ -232,6 +232,97 @@ describe('StateSync', () => {
       expect(events).toBe(0);
       expect(proxy.links.size).toBe(0);
     });
+  });
+});
+
+describe('StateSync and a newer server (docs/PROTOCOL.md, "Compatibility")', () => {
+  /** Console warnings and errors during the test: an error would mean something broke. */
+  function watchConsole() {
+    const warn = vi.spyOn(console, 'warn').mockImplementation(() => {});
+    const error = vi.spyOn(console, 'error').mockImplementation(() => {});
+    defer(() => {
+      warn.mockRestore();
+      error.mockRestore();
+    });
+    return { warnings: () => warn.mock.calls.map((c) => String(c[0])), errors: () => error.mock.calls.map((c) => String(c[0])) };
+  }
+
+  it('ignores frame types it does not know, warns once per type, and stays live on the same socket', async () => {
+    const { server, proxy, http } = await serverWithProxy();
+    const sync = client(proxy.url);
+    await converged(sync, server);
+    const console_ = watchConsole();
+    proxy.inject('{"type":"presence","epoch":"whatever","version":999999,"users":["alice"]}');
+    proxy.inject('{"type":"presence","users":[]}');
+    proxy.inject('{"type":"cursor","at":[1,2]}');
+    await http.addHost('after-unknown-frames');
+    await converged(sync, server);
+    expect(sync.stats.unknownFrames).toBe(3);
+    expect(console_.warnings()).toHaveLength(2);
+    expect(console_.warnings().join('\n')).toMatch(/presence[^]*cursor/);
+    expect(console_.errors()).toEqual([]);
+    expect(sync.stats.reconnects).toBe(0);
+    expect(Object.values(sync.stats.resyncs).reduce((a, b) => a + b, 0)).toBe(0);
+  });
+
+  it('heals a delta whose change type it does not know with one full_state on the same socket', async () => {
+    const { server, proxy, http } = await serverWithProxy({ beaconIntervalMs: 60_000 });
+    const sync = client(proxy.url, { beaconIntervalMs: 60_000 });
+    await converged(sync, server);
+    const console_ = watchConsole();
+    // The host_added at this version reaches the client as a change type of a newer protocol.
+    proxy.rewriteNext('delta', (frame) => ({ ...frame, payload: { type: 'host_presence', id: frame.payload.host.id, seen_by: ['alice'] } }));
+    await http.addHost('web-1');
+    await http.addHost('web-2'); // arrives while the full state is on its way
+    await converged(sync, server);
+    expect(sync.state!.hosts.has('web-1')).toBe(true); // not skipped: the full state brought it
+    expect(sync.stats.unknownChanges).toBe(1);
+    expect(sync.stats.resyncs.unknown_change).toBe(1);
+    expect(sync.stats.snapshotsApplied).toBe(2); // init, and that one full state
+    expect(sync.stats.reconnects).toBe(0);
+    expect(console_.warnings()).toHaveLength(1);
+    expect(console_.errors()).toEqual([]);
+    // Once healed it goes on as before: the next unknown change costs one more full state, no loop.
+    proxy.rewriteNext('delta', (frame) => ({ ...frame, payload: { type: 'host_presence', id: 'web-2' } }));
+    await http.patch('/api/hosts/web-2', { status: 'online' });
+    await converged(sync, server);
+    expect(sync.stats.snapshotsApplied).toBe(3);
+    expect(console_.warnings()).toHaveLength(1);
+  });
+
+  it('ignores unknown fields and keeps a new value of a known field as it is', async () => {
+    const { server, proxy, http } = await serverWithProxy();
+    const sync = client(proxy.url);
+    await converged(sync, server);
+    const console_ = watchConsole();
+    await http.addHost('web-1');
+    await converged(sync, server);
+    proxy.rewriteNext('delta', (frame) => ({
+      ...frame,
+      trace_id: 'abc', // a new frame field
+      payload: { ...frame.payload, reason: 'agent', fields: { ...frame.payload.fields, status: 'maintenance', rack: 'r-7' } },
+    }));
+    const { body } = await http.patch('/api/hosts/web-1', { status: 'online' });
+    await until('the rewritten update applied', () => sync.version === body.version);
+    const host = sync.state!.hosts.get('web-1')!;
+    expect(host.status).toBe('maintenance'); // shown as it is, not rejected
+    expect('rack' in host).toBe(false); // a field the entity does not have is not taken
+    expect(sync.status.status).toBe('live');
+    await http.patch('/api/hosts/web-1', { status: 'offline' });
+    await converged(sync, server);
+    expect(console_.errors()).toEqual([]);
+    expect(sync.stats.reconnects).toBe(0);
+  });
+
+  it('still reconnects on a frame that is not the protocol at all', async () => {
+    const { server, proxy } = await serverWithProxy();
+    const sync = client(proxy.url);
+    await converged(sync, server);
+    const console_ = watchConsole();
+    proxy.inject('{"type":"delta","payload":{"type":"host_removed","id":"x"}}'); // no epoch, no version
+    await until('a reconnect', () => sync.stats.reconnects === 1);
+    await converged(sync, server);
+    expect(console_.errors().join('\n')).toMatch(/not the State Sync Protocol/);
   });
 });
 

@@ -2,7 +2,8 @@
 // a time, feeds its frames to the SyncEngine, reconnects with full-jitter backoff, and does not
 // trust timers in background tabs: a watchdog treats long silence as a dead link, and becoming
 // visible, returning from the back/forward cache or coming online checks the link at once.
-import type { Change, FleetState, ServerMessage } from '../protocol/index.js';
+import type { Change, FleetState } from '../protocol/index.js';
+import { CloseCode, decodeServerFrame, encodeGetState, isTerminalCloseCode } from '../protocol/messages.js';
 import { fullJitterDelay } from './backoff.js';
 import { Emitter } from './emitter.js';
 import { SyncEngine, type EngineCounters, type EngineResult, type ResyncReason } from './sync-engine.js';
@@ -84,11 +85,13 @@ export interface StateSyncStats extends EngineCounters {
   /** Links given up as dead by the watchdog (silence or unanswered get_state). */
   deadLinks: number;
   messages: number;
+  /** Frames of a type this client does not know, ignored (docs/PROTOCOL.md, "Compatibility"). */
+  unknownFrames: number;
+  /** Deltas with a change type this client does not know, healed by a full state. */
+  unknownChanges: number;
 }
 
 const OPEN = 1;
-/** Close codes after which reconnecting cannot succeed (docs/PROTOCOL.md, "Close codes"). */
-const TERMINAL_CLOSE_CODES = new Set([4401, 4403]);
 
 export class StateSync extends Emitter<StateSyncEvents> {
   /** Owns what it receives: each message is parsed from its frame here and handed over. */
@@ -109,7 +112,9 @@ export class StateSync extends Emitter<StateSyncEvents> {
   private closed = false;
   /** Set after a terminal close: no more reconnects until start() is called again. */
   private stopped = false;
-  private readonly counters = { reconnects: 0, deadLinks: 0, messages: 0 };
+  private readonly counters = { reconnects: 0, deadLinks: 0, messages: 0, unknownFrames: 0, unknownChanges: 0 };
+  /** Unknown frame and change types already warned about. */
+  private readonly warned = new Set<string>();
   private readonly pageListeners: Array<[string, (event: { persisted?: boolean }) => void]> = [];
 
   constructor(options: StateSyncOptions) {
@@ -178,7 +183,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.dropSocket(1000, 'client closed');
+    this.dropSocket(CloseCode.NORMAL, 'client closed');
     this.clearTimer('reconnectTimer');
     this.clearTimer('watchdogTimer');
     for (const [type, listener] of this.pageListeners) this.page?.removeEventListener(type, listener);
@@ -212,7 +217,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
     socket.onclose = (event) => {
       if (this.socket !== socket) return;
       this.socket = null;
-      if (TERMINAL_CLOSE_CODES.has(event.code)) {
+      if (isTerminalCloseCode(event.code)) {
         // Retrying cannot help (the session ended): stop, and let the app send the user to log in.
         this.stopped = true;
         this.setStatus('offline', 'unauthorized');
@@ -228,23 +233,43 @@ export class StateSync extends Emitter<StateSyncEvents> {
   private receive(data: unknown): void {
     this.lastMessageAt = this.linkActiveAt = this.options.now();
     this.counters.messages++;
-    let message: ServerMessage;
-    try {
-      message = JSON.parse(typeof data === 'string' ? data : String(data)) as ServerMessage;
-    } catch {
-      this.reconnectNow('unparsable frame');
-      return;
-    }
+    const decoded = decodeServerFrame(typeof data === 'string' ? data : String(data));
     let result: EngineResult;
-    try {
-      result = this.engine.receive(message);
-    } catch (error) {
-      // A frame our reducer cannot apply: the local state is suspect, start over from init.
-      console.error('nixfleet: failed to apply a frame; reconnecting', error);
-      this.reconnectNow('bad frame');
-      return;
+    switch (decoded.kind) {
+      case 'invalid':
+        // Not this protocol at all: the link or the server is broken; start over from init.
+        console.error(`nixfleet: a frame that is not the State Sync Protocol (${decoded.reason}); reconnecting`);
+        this.reconnectNow('bad frame');
+        return;
+      case 'unknown_frame':
+        // A newer server's frame: not breakage, so a warning, once per type.
+        this.counters.unknownFrames++;
+        this.warnOnce(`frame type "${decoded.type}"`);
+        return;
+      case 'unknown_change':
+        this.counters.unknownChanges++;
+        this.warnOnce(`change type "${decoded.changeType}"`);
+        result = this.engine.receiveUnknownChange(decoded.epoch, decoded.version);
+        break;
+      case 'message':
+        try {
+          result = this.engine.receive(decoded.message);
+        } catch (error) {
+          // A frame our reducer cannot apply: the local state is suspect, start over from init.
+          console.error('nixfleet: failed to apply a frame; reconnecting', error);
+          this.reconnectNow('bad frame');
+          return;
+        }
+        break;
     }
     this.report(result);
+  }
+
+  /** A newer server speaks a type this client does not know: say so once, not on every frame. */
+  private warnOnce(what: string): void {
+    if (this.warned.has(what)) return;
+    this.warned.add(what);
+    console.warn(`nixfleet: ignoring a ${what} this client does not know (a newer server?)`);
   }
 
   private report(result: EngineResult): void {
@@ -266,7 +291,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
     if (reason === null) return;
     this.resyncSentAt = this.options.now();
     this.setStatus('resyncing', reason);
-    if (this.socket?.readyState === OPEN) this.socket.send('{"type":"get_state"}');
+    if (this.socket?.readyState === OPEN) this.socket.send(encodeGetState());
     else this.engine.connectionReset(); // no link to ask on: the next init answers instead
   }
 
@@ -309,7 +334,7 @@ export class StateSync extends Emitter<StateSyncEvents> {
   }
 
   private reconnectNow(reason: string): void {
-    this.dropSocket(4000, reason);
+    this.dropSocket(CloseCode.CLIENT_RECONNECT, reason);
     this.scheduleReconnect(reason);
   }
 

@@ -1,14 +1,16 @@
 // Model-based test of the client engine: a simulated server commits changes and sends frames
 // over one ordered connection that may drop or duplicate them, the server may be replaced by a
 // new epoch (new connection), and the engine's get_state requests are answered after arbitrary
-// further traffic. Invariants E1–E5 of sync-engine.ts are checked after every frame.
+// further traffic, and some deltas arrive as a change type of a newer protocol. Invariants E1–E6
+// of sync-engine.ts are checked after every frame.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { applyChange, emptyState, encodeDelta, encodeSnapshotFrame, encodeSync, toFullState, type Change, type FleetState, type ServerMessage } from '../protocol/index.js';
 import { SyncEngine } from './sync-engine.js';
 
 type Step =
-  | { kind: 'commit'; fate: 'deliver' | 'drop' | 'duplicate' }
+  // `unknown`: the client gets the delta as a change type it does not know (a newer server's).
+  | { kind: 'commit'; fate: 'deliver' | 'drop' | 'duplicate' | 'unknown' }
   | { kind: 'beacon' }
   // The server answers an outstanding get_state: with the state now, or with a snapshot taken
   // when the request arrived and delivered only now (a server that builds it asynchronously).
@@ -16,7 +18,7 @@ type Step =
   | { kind: 'new_epoch' }; // server replaced by a wiped store; the client reconnects
 
 const stepArb: fc.Arbitrary<Step> = fc.oneof(
-  { weight: 10, arbitrary: fc.record({ kind: fc.constant('commit' as const), fate: fc.constantFrom('deliver', 'deliver', 'deliver', 'drop', 'duplicate') }) },
+  { weight: 10, arbitrary: fc.record({ kind: fc.constant('commit' as const), fate: fc.constantFrom('deliver', 'deliver', 'deliver', 'drop', 'duplicate', 'unknown') }) },
   { weight: 2, arbitrary: fc.constant({ kind: 'beacon' as const }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('answer' as const), at: fc.constantFrom('now', 'request') }) },
   { weight: 1, arbitrary: fc.constant({ kind: 'new_epoch' as const }) },
@@ -57,8 +59,10 @@ function run(steps: Step[]): void {
   let lastApplied: { epoch: string | null; version: number } = { epoch: null, version: -1 };
   const seen = new Set<string>();
 
-  const deliver = (message: ServerMessage) => {
-    const result = engine.receive(message);
+  const deliver = (message: ServerMessage | { unknownChangeAt: number }) => {
+    const result = 'unknownChangeAt' in message ? engine.receiveUnknownChange(server.epoch, message.unknownChangeAt) : engine.receive(message);
+    // E6: an unknown change is never applied.
+    if ('unknownChangeAt' in message) expect(result.applied).toEqual([]);
     if (result.resync !== null) {
       outstanding.push(server.frame('full_state'));
       // E3: never a second get_state while one is unanswered.
@@ -83,7 +87,8 @@ function run(steps: Step[]): void {
       case 'commit': {
         const { version, change } = server.commit();
         const delta = JSON.parse(encodeDelta(server.epoch, version, change)) as ServerMessage;
-        if (step.fate !== 'drop') deliver(delta);
+        if (step.fate === 'unknown') deliver({ unknownChangeAt: version });
+        else if (step.fate !== 'drop') deliver(delta);
         if (step.fate === 'duplicate') deliver(delta);
         break;
       }
@@ -119,7 +124,23 @@ function run(steps: Step[]): void {
 }
 
 describe('SyncEngine', () => {
-  it('keeps E1–E5 and converges under drops, duplicates, late answers and epoch changes', () => {
+  it('asks once for a full state on a change type it does not know, drops its duplicate, and applies what follows the answer', () => {
+    const server = new SimulatedServer();
+    const engine = new SyncEngine();
+    engine.receive(server.frame('init'));
+    const unknown = server.commit(); // the client will see this one as an unknown change type
+    const next = server.commit();
+    expect(engine.receiveUnknownChange(server.epoch, unknown.version)).toMatchObject({ resync: 'unknown_change', applied: [] });
+    expect(engine.receiveUnknownChange(server.epoch, unknown.version).resync).toBeNull(); // pending: not asked again
+    expect(engine.receive(JSON.parse(encodeDelta(server.epoch, next.version, next.change)) as ServerMessage).resync).toBeNull(); // kept (E3)
+    const result = engine.receive(server.frame('full_state'));
+    expect(result.replaced).toMatchObject({ version: 2 });
+    expect(engine.version).toBe(2);
+    expect(engine.receiveUnknownChange(server.epoch, unknown.version).resync).toBeNull(); // now a duplicate
+    expect(engine.counters.resyncs.unknown_change).toBe(1);
+  });
+
+  it('keeps E1–E6 and converges under drops, duplicates, unknown change types, late answers and epoch changes', () => {
     // Schedules found by earlier runs, kept as regressions: a snapshot answered late, with a
     // hole among the deltas kept behind it.
     const examples: [Step[]][] = [

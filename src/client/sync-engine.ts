@@ -8,12 +8,15 @@
 //   E3 a gap (version > local + 1) asks for get_state once; later deltas are kept and those
 //      newer than the full state are applied after it;
 //   E4 a sync whose epoch or version differs from local asks for get_state;
-//   E5 a different epoch discards the local state: it is replaced, never merged.
+//   E5 a different epoch discards the local state: it is replaced, never merged;
+//   E6 a delta whose change type this client does not know is neither applied nor skipped: it
+//      asks for get_state once (like a gap), and the full state, at or past it, replaces the
+//      state; deltas after it wait for that full state as in E3.
 import { applyChange, fromFullState, type FleetState } from '../protocol/fleet-state.js';
 import type { ServerMessage } from '../protocol/messages.js';
 import type { Change } from '../protocol/schema.js';
 
-export type ResyncReason = 'gap' | 'drift' | 'epoch' | 'behind' | 'visibility' | 'pageshow' | 'online' | 'manual';
+export type ResyncReason = 'gap' | 'drift' | 'epoch' | 'behind' | 'unknown_change' | 'visibility' | 'pageshow' | 'online' | 'manual';
 
 export interface AppliedDelta {
   change: Change;
@@ -54,7 +57,7 @@ export class SyncEngine {
     duplicatesDropped: 0,
     snapshotsApplied: 0,
     staleSnapshotsIgnored: 0,
-    resyncs: { gap: 0, drift: 0, epoch: 0, behind: 0, visibility: 0, pageshow: 0, online: 0, manual: 0 },
+    resyncs: { gap: 0, drift: 0, epoch: 0, behind: 0, unknown_change: 0, visibility: 0, pageshow: 0, online: 0, manual: 0 },
   };
 
   /**
@@ -108,6 +111,20 @@ export class SyncEngine {
         result.error = { code: message.code, message: message.message };
         return result;
     }
+  }
+
+  /** E6: a delta at `version` whose change type is from a newer protocol. */
+  receiveUnknownChange(epoch: string, version: number): EngineResult {
+    const result: EngineResult = { applied: [], replaced: null, resync: null, error: null };
+    if (this.state === null || epoch !== this.epoch) {
+      result.resync = this.requestResync(this.state === null ? 'gap' : 'epoch');
+    } else if (version <= this.version) {
+      this.counters.duplicatesDropped++;
+    } else {
+      // Not buffered: nothing could apply it. The full state asked for is at or past it.
+      result.resync = this.requestResync('unknown_change');
+    }
+    return result;
   }
 
   private receiveDelta(epoch: string, version: number, change: Change, result: EngineResult): void {

@@ -12,6 +12,20 @@ export const PIPELINE_ACTIVE_STATUSES = ['pending', 'running'] as const;
 export const PIPELINE_TERMINAL_STATUSES = ['complete', 'partial', 'failed', 'cancelled'] as const;
 export const PIPELINE_HOST_STATUSES = ['pending', 'running', 'success', 'failed', 'skipped'] as const;
 export const EVENT_LEVELS = ['info', 'success', 'warning', 'error'] as const;
+/** Every change type this version of the protocol knows (ChangeSchema has exactly these). */
+export const CHANGE_TYPES = [
+  'host_added',
+  'host_updated',
+  'host_removed',
+  'command_started',
+  'command_progress',
+  'command_finished',
+  'event',
+  'pipeline_started',
+  'pipeline_updated',
+  'pipeline_finished',
+  'limits_changed',
+] as const;
 
 export function isTerminalCommandStatus(status: string): boolean {
   return (COMMAND_TERMINAL_STATUSES as readonly string[]).includes(status);

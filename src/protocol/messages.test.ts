@@ -1,9 +1,10 @@
-// The client frame parser (never throws, answers each bad frame with the right code) and the
-// server frame encoders (JSON of the documented shape).
+// The client frame parser (never throws, answers each bad frame with the right code), the
+// client's total decoder of server frames (unknown types named, never thrown on), and the
+// encoders (JSON of the documented shape).
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { emptyState, toFullState } from './fleet-state.js';
-import { encodeDelta, encodeDeltaJson, encodeError, encodeSnapshotFrame, encodeSync, parseClientMessage, type ErrorCode } from './messages.js';
+import { decodeServerFrame, encodeDelta, encodeDeltaJson, encodeError, encodeSnapshotFrame, encodeSync, parseClientMessage, type ErrorCode } from './messages.js';
 import type { Change } from './schema.js';
 
 function expectRejected(text: string, code: ErrorCode): void {
@@ -141,5 +142,51 @@ describe('encodeDeltaJson', () => {
     const expected = JSON.stringify({ type: 'delta', epoch: 'e"1', version: 42, payload: change });
     expect(encodeDeltaJson('e"1', 42, JSON.stringify(change))).toBe(expected);
     expect(encodeDelta('e"1', 42, change)).toBe(expected);
+  });
+});
+
+describe('decodeServerFrame', () => {
+  const position = '"epoch":"e1","version":3';
+  const state = '{"hosts":[],"commands":[],"pipelines":[],"events":[],"limits":{"events":1,"commands":1,"pipelines":1,"output_tail":1}}';
+
+  it('decodes every frame of this protocol', () => {
+    for (const raw of [
+      `{"type":"init",${position},"payload":${state}}`,
+      `{"type":"full_state",${position},"payload":${state}}`,
+      `{"type":"delta",${position},"payload":{"type":"host_removed","id":"h1"}}`,
+      `{"type":"sync",${position}}`,
+      '{"type":"error","code":"rate_limited","message":"slow down"}',
+    ]) {
+      expect(decodeServerFrame(raw)).toMatchObject({ kind: 'message', message: { type: JSON.parse(raw).type } });
+    }
+  });
+
+  it('names a frame type or a change type it does not know, instead of failing on it', () => {
+    expect(decodeServerFrame('{"type":"presence","users":[]}')).toEqual({ kind: 'unknown_frame', type: 'presence' });
+    expect(decodeServerFrame(`{"type":"delta",${position},"payload":{"type":"host_presence","id":"h1"}}`)).toEqual({ kind: 'unknown_change', epoch: 'e1', version: 3, changeType: 'host_presence' });
+  });
+
+  it('ignores unknown fields of a known frame', () => {
+    const decoded = decodeServerFrame(`{"type":"sync",${position},"server_now":"2026-12-01T00:00:00.000Z"}`);
+    expect(decoded).toEqual({ kind: 'message', message: { type: 'sync', epoch: 'e1', version: 3 } });
+  });
+
+  it.each([
+    ['not JSON', '{"type":'],
+    ['an array', '[1]'],
+    ['no type', '{"epoch":"e1"}'],
+    ['a delta without a version', '{"type":"delta","epoch":"e1","payload":{"type":"host_removed","id":"h"}}'],
+    ['a version that is not a whole number', `{"type":"sync","epoch":"e1","version":1.5}`],
+    ['a version past 2^53', `{"type":"sync","epoch":"e1","version":9007199254740993}`],
+    ['an init without a state', `{"type":"init",${position},"payload":{"hosts":[]}}`],
+    ['a delta without a change', `{"type":"delta",${position},"payload":"x"}`],
+  ])('calls %s invalid', (_what, raw) => {
+    expect(decodeServerFrame(raw).kind).toBe('invalid');
+  });
+
+  it('never throws, for any input', () => {
+    fc.assert(fc.property(fc.oneof(fc.string(), fc.json()), (raw) => {
+      expect(['message', 'unknown_frame', 'unknown_change', 'invalid']).toContain(decodeServerFrame(raw).kind);
+    }), { numRuns: 2000 });
   });
 });

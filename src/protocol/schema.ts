@@ -3,6 +3,7 @@
 // (types only); no Node and no DOM here.
 import { z } from 'zod';
 import {
+  CHANGE_TYPES,
   COMMAND_ACTIVE_STATUSES,
   COMMAND_TERMINAL_STATUSES,
   COMPARTMENT_STATUSES,
@@ -230,6 +231,10 @@ export type EventLogEntry = z.infer<typeof EventLogEntrySchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type Change = z.infer<typeof ChangeSchema>;
 export type ChangeType = Change['type'];
+// CHANGE_TYPES (zod-free, for the client's decoder) and ChangeSchema must list the same types.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const changeTypesMatch: Same<ChangeType, (typeof CHANGE_TYPES)[number]> = true;
+void changeTypesMatch;
 export type FullState = z.infer<typeof FullStateSchema>;
 export type Op = (typeof OPS)[number];
 export type CommandStatus = Command['status'];

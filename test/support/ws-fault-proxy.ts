@@ -1,6 +1,6 @@
 // A WebSocket-level fault proxy between clients and a real server: every client connection is
 // paired with its own upstream connection, and frames are forwarded one by one, so a test can
-// drop, duplicate or hold frames, stall a link (half-open: up but silent) or reset it, and, per
+// drop, duplicate, rewrite, inject or hold frames, stall a link (half-open: up but silent) or reset it, and, per
 // link, delay frames with jitter (order kept, as TCP keeps it) or throttle a slow reader.
 // Plain HTTP requests are passed through untouched, Host header included, as a reverse proxy
 // would: a browser can load the dashboard from the proxy (`httpUrl`), and its socket, wherever
@@ -15,7 +15,9 @@ export interface FrameRule {
   direction: Direction;
   /** Which frames: return true to act on this one. Receives the parsed JSON (or null). */
   match: (message: any, raw: string) => boolean;
-  action: 'drop' | 'duplicate';
+  /** `rewrite`: the frame goes on as `rewrite(message)`, re-encoded (what a newer server would send). */
+  action: 'drop' | 'duplicate' | 'rewrite';
+  rewrite?: (message: any) => unknown;
   /** How many matching frames to act on; then the rule is removed. */
   times: number;
   /** Only on links with this tag (the `c` query parameter of the client's URL). */
@@ -47,7 +49,7 @@ const SLOW_READER_HIGH_WATER = 16 * 1024;
 
 export class WsFaultProxy {
   readonly links = new Set<Link>();
-  readonly stats = { dropped: 0, duplicated: 0, connections: 0, resets: 0, stalls: 0, delayed: 0 };
+  readonly stats = { dropped: 0, duplicated: 0, rewritten: 0, injected: 0, connections: 0, resets: 0, stalls: 0, delayed: 0 };
   private rules: FrameRule[] = [];
   private upstreamUrl: string;
   private refuse = false;
@@ -95,6 +97,19 @@ export class WsFaultProxy {
   /** Drops the next `times` server frames of this type. */
   dropNext(type: string, times = 1): void {
     this.addRule({ direction: 'down', match: (m) => m?.type === type, action: 'drop', times });
+  }
+
+  /** Rewrites the next `times` server frames of this type, e.g. into a change type of a newer server. */
+  rewriteNext(type: string, rewrite: (message: any) => unknown, times = 1): void {
+    this.addRule({ direction: 'down', match: (m) => m?.type === type, action: 'rewrite', rewrite, times });
+  }
+
+  /** Sends `raw` down every link (or those tagged `tag`) now, in order with the frames already queued. */
+  inject(raw: string, tag?: string): void {
+    for (const link of this.select(tag)) {
+      this.stats.injected++;
+      this.deliverDown(link, raw);
+    }
   }
 
   /** Half-open: every link (or those tagged `tag`) stays connected but nothing flows until resume(). */
@@ -221,8 +236,13 @@ export class WsFaultProxy {
         this.stats.dropped++;
         return;
       }
-      this.stats.duplicated++;
-      copies = 2;
+      if (rule.action === 'rewrite') {
+        this.stats.rewritten++;
+        raw = JSON.stringify(rule.rewrite!(message));
+      } else {
+        this.stats.duplicated++;
+        copies = 2;
+      }
     }
     for (let i = 0; i < copies; i++) {
       if (direction === 'down') this.deliverDown(link, raw);
