@@ -10,6 +10,17 @@ function describe(error: unknown): string {
   return (error as Error).message ?? String(error);
 }
 
+/** Runs `fn`; on failure shows one notice titled `title`. Resolves true when it succeeded. */
+export async function attempt(title: string, fn: () => Promise<unknown>): Promise<boolean> {
+  try {
+    await fn();
+    return true;
+  } catch (error) {
+    notify('error', title, [describe(error)]);
+    return false;
+  }
+}
+
 /** Starts `op` on each host; reports the hosts that refused. Resolves true when all accepted. */
 export async function runOp(hostIds: readonly string[], op: Op): Promise<boolean> {
   const results = await Promise.allSettled(hostIds.map((id) => api.startCommand(id, op)));
@@ -21,42 +32,7 @@ export async function runOp(hostIds: readonly string[], op: Op): Promise<boolean
   return failed.length === 0;
 }
 
-export async function addHost(hostname: string, hostType: 'nixos' | 'macos' | 'other'): Promise<boolean> {
-  try {
-    await api.addHost(hostname, hostType);
-    return true;
-  } catch (error) {
-    notify('error', `Could not add host ${hostname}`, [describe(error)]);
-    return false;
-  }
-}
-
-export async function removeHost(id: string): Promise<boolean> {
-  try {
-    await api.removeHost(id);
-    return true;
-  } catch (error) {
-    notify('error', `Could not remove host ${id}`, [describe(error)]);
-    return false;
-  }
-}
-
-export async function startPipeline(name: string, hostIds: string[], stages: Op[]): Promise<boolean> {
-  try {
-    await api.startPipeline(name, hostIds, stages);
-    return true;
-  } catch (error) {
-    notify('error', `Could not start pipeline ${name}`, [describe(error)]);
-    return false;
-  }
-}
-
-export async function cancelCommand(id: string, label: string): Promise<boolean> {
-  try {
-    await api.cancelCommand(id);
-    return true;
-  } catch (error) {
-    notify('error', `Could not cancel ${label}`, [describe(error)]);
-    return false;
-  }
-}
+export const addHost = (hostname: string, hostType: api.HostType) => attempt(`Could not add host ${hostname}`, () => api.addHost(hostname, hostType));
+export const removeHost = (id: string) => attempt(`Could not remove host ${id}`, () => api.removeHost(id));
+export const startPipeline = (name: string, hostIds: string[], stages: Op[]) => attempt(`Could not start pipeline ${name}`, () => api.startPipeline(name, hostIds, stages));
+export const cancelCommand = (id: string, label: string) => attempt(`Could not cancel ${label}`, () => api.cancelCommand(id));

@@ -1,5 +1,10 @@
-// The HTTP API client: JSON requests to the server's /api routes. Errors become ApiError with the
-// server's `{error, message}`. Results are never applied locally: the sync stream shows them.
+// The HTTP API client of the dashboard: typed calls built from the API contract
+// (src/protocol/api.ts: paths, methods, answers; api-schemas.ts: request bodies, as types only,
+// so zod stays out of the bundle). Errors become ApiError with the server's `{error, message}`.
+// Results are never applied locally: the sync stream shows them.
+import { API, apiPath, type ApiResponses, type ApiRoute } from '../protocol/api.js';
+import type { ApiRequest } from '../protocol/api-schemas.js';
+import type { HOST_TYPES } from '../protocol/constants.js';
 import type { Op } from '../protocol/schema.js';
 import { csrfHeader, toLogin } from './session.js';
 
@@ -14,21 +19,21 @@ export class ApiError extends Error {
   }
 }
 
-export interface Versioned {
-  version: number;
-}
+export type HostType = (typeof HOST_TYPES)[number];
 
-export async function call<T>(method: string, path: string, body?: unknown): Promise<T> {
+/** Calls one route of the API contract; resolves with its answer, rejects with ApiError. */
+export async function callApi<R extends ApiRoute>(name: R, request: { params?: Record<string, string>; body?: ApiRequest<R> } = {}): Promise<ApiResponses[R]> {
+  const { method } = API[name];
   let response: Response;
   try {
-    response = await fetch(path, {
+    response = await fetch(apiPath(name, request.params), {
       method,
       headers: {
         accept: 'application/json',
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        ...(request.body === undefined ? {} : { 'content-type': 'application/json' }),
         ...(method === 'GET' ? {} : csrfHeader()),
       },
-      body: body === undefined ? null : JSON.stringify(body),
+      body: request.body === undefined ? null : JSON.stringify(request.body),
       credentials: 'same-origin',
     });
   } catch (error) {
@@ -48,32 +53,16 @@ export async function call<T>(method: string, path: string, body?: unknown): Pro
     const message = typeof err.message === 'string' ? err.message : text.slice(0, 300) || response.statusText;
     throw new ApiError(response.status, code, message);
   }
-  return json as T;
+  return json as ApiResponses[R];
 }
 
-const path = (...parts: string[]) => parts.map(encodeURIComponent).join('/');
-
-export function addHost(hostname: string, hostType: 'nixos' | 'macos' | 'other'): Promise<Versioned> {
-  return call('POST', '/api/hosts', { hostname, host_type: hostType });
-}
-
-export function removeHost(id: string): Promise<Versioned> {
-  return call('DELETE', `/api/hosts/${path(id)}`);
-}
-
-export function startCommand(hostId: string, op: Op): Promise<Versioned> {
-  return call('POST', '/api/commands', { host_id: hostId, op });
-}
-
-export function cancelCommand(id: string): Promise<Versioned> {
-  return call('POST', `/api/commands/${path(id)}/cancel`);
-}
-
-export function startPipeline(name: string, hosts: string[], stages: Op[]): Promise<Versioned> {
-  return call('POST', '/api/pipelines', { name, hosts, stages });
-}
+export const addHost = (hostname: string, hostType: HostType) => callApi('createHost', { body: { hostname, host_type: hostType } });
+export const removeHost = (id: string) => callApi('removeHost', { params: { id } });
+export const startCommand = (hostId: string, op: Op) => callApi('startCommand', { body: { host_id: hostId, op } });
+export const cancelCommand = (id: string) => callApi('cancelCommand', { params: { id } });
+export const startPipeline = (name: string, hosts: string[], stages: Op[]) => callApi('createPipeline', { body: { name, hosts, stages } });
 
 /** The whole log of a command as text/plain (the state carries only its tail). */
 export function commandOutputUrl(id: string): string {
-  return `/api/commands/${path(id)}/output`;
+  return apiPath('commandOutput', { id });
 }

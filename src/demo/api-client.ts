@@ -1,8 +1,10 @@
 // The simulator's only way to touch the fleet: the public HTTP API over fetch. Never throws:
 // every answer, including a refused connection, is a result the caller can ignore; failures are
 // logged at debug. Tracks requests in flight so a stop can wait for (or abort) them.
-import type { Command, FullState, Host, Pipeline, PipelineFields, HostFields } from '../protocol/schema.js';
-import type { Logger } from '../server/logger.js';
+import { API, apiPath, type ApiResponses, type ApiRoute } from '../protocol/api.js';
+import type { ApiRequest } from '../protocol/api-schemas.js';
+import type { Op } from '../protocol/schema.js';
+import type { Logger } from '../server/index.js';
 
 export interface ApiResult<T> {
   /** HTTP status; 0 when no answer arrived (connection refused, aborted, timed out). */
@@ -12,21 +14,6 @@ export interface ApiResult<T> {
   body: T | null;
   /** The error message of a failed request, for logs. */
   error: string | null;
-}
-
-export interface StateFrame {
-  epoch: string;
-  version: number;
-  payload: FullState;
-}
-
-export interface NewEvent {
-  level: 'info' | 'success' | 'warning' | 'error';
-  category: string;
-  message: string;
-  host_id?: string | null;
-  action?: string | null;
-  details?: Record<string, string | number | boolean | null> | null;
 }
 
 export class FleetApi {
@@ -51,19 +38,21 @@ export class FleetApi {
     for (const controller of this.inFlight) controller.abort(new Error('demo stopped'));
   }
 
-  getState = () => this.request<StateFrame>('GET', '/api/state');
-  addHost = (host: Partial<Host> & { hostname: string }) => this.request<{ version: number; host: Host }>('POST', '/api/hosts', host);
-  updateHost = (id: string, fields: HostFields) => this.request<{ version: number }>('PATCH', `/api/hosts/${encodeURIComponent(id)}`, fields);
-  startCommand = (host_id: string, op: string, pipeline_id: string | null = null) =>
-    this.request<{ version: number; command: Command }>('POST', '/api/commands', { host_id, op, pipeline_id });
-  appendOutput = (id: string, output: string) => this.request<{ version: number }>('POST', `/api/commands/${encodeURIComponent(id)}/output`, { output });
-  finishCommand = (id: string, status: 'success' | 'error' | 'timeout' | 'cancelled', exit_code: number | null) =>
-    this.request<{ version: number }>('POST', `/api/commands/${encodeURIComponent(id)}/finish`, { status, exit_code });
-  startPipeline = (name: string, hosts: string[], stages: string[]) => this.request<{ version: number; pipeline: Pipeline }>('POST', '/api/pipelines', { name, hosts, stages });
-  updatePipeline = (id: string, fields: PipelineFields) => this.request<{ version: number }>('PATCH', `/api/pipelines/${encodeURIComponent(id)}`, fields);
-  finishPipeline = (id: string, status: 'complete' | 'partial' | 'failed' | 'cancelled') =>
-    this.request<{ version: number }>('POST', `/api/pipelines/${encodeURIComponent(id)}/finish`, { status });
-  logEvent = (event: NewEvent) => this.request<{ version: number }>('POST', '/api/events', { actor: this.actor, ...event });
+  getState = () => this.call('state');
+  addHost = (host: ApiRequest<'createHost'>) => this.call('createHost', {}, host);
+  updateHost = (id: string, fields: ApiRequest<'updateHost'>) => this.call('updateHost', { id }, fields);
+  startCommand = (host_id: string, op: Op, pipeline_id: string | null = null) => this.call('startCommand', {}, { host_id, op, pipeline_id });
+  appendOutput = (id: string, output: string) => this.call('appendOutput', { id }, { output });
+  finishCommand = (id: string, status: ApiRequest<'finishCommand'>['status'], exit_code: number | null) => this.call('finishCommand', { id }, { status, exit_code });
+  startPipeline = (name: string, hosts: string[], stages: Op[]) => this.call('createPipeline', {}, { name, hosts, stages });
+  updatePipeline = (id: string, fields: ApiRequest<'updatePipeline'>) => this.call('updatePipeline', { id }, fields);
+  finishPipeline = (id: string, status: ApiRequest<'finishPipeline'>['status']) => this.call('finishPipeline', { id }, { status });
+  logEvent = (event: Omit<ApiRequest<'createEvent'>, 'actor'>) => this.call('createEvent', {}, { actor: this.actor, ...event });
+
+  /** One route of the API contract (src/protocol/api.ts). */
+  call<R extends ApiRoute>(name: R, params: Record<string, string> = {}, body?: ApiRequest<R>): Promise<ApiResult<ApiResponses[R]>> {
+    return this.request<ApiResponses[R]>(API[name].method, apiPath(name, params), body);
+  }
 
   async request<T>(method: string, path: string, body?: unknown): Promise<ApiResult<T>> {
     const controller = new AbortController();

@@ -2,8 +2,9 @@
 // only: heartbeats, ad-hoc ops, `do-all` pipelines, new commits, and running what others start
 // on its hosts, all scaled by `speed`.
 import type { Host, Pipeline } from '../protocol/schema.js';
-import { silentLogger, type Logger } from '../server/logger.js';
-import { FleetApi, type StateFrame } from './api-client.js';
+import { silentLogger, type Logger } from '../server/index.js';
+import type { FullStateMessage } from '../protocol/messages.js';
+import { FleetApi } from './api-client.js';
 import { SimClock } from './clock.js';
 import { FleetRepo } from './fleet-repo.js';
 import { watchForeignWork } from './foreign-work.js';
@@ -124,7 +125,7 @@ export class FleetSimulator {
         conflicts.push(agent);
       }
     });
-    let latest: StateFrame | null = frame;
+    let latest: FullStateMessage | null = frame;
     if (conflicts.length > 0) {
       latest = (await this.api.getState()).body;
       for (const agent of conflicts) {

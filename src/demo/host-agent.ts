@@ -1,7 +1,7 @@
 // One simulated host and its agent: registration (or reuse of an existing host), a jittered
 // heartbeat with metrics and changed checks, occasional offline spells, and running ops.
 import type { Host, Metrics } from '../protocol/schema.js';
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../server/index.js';
 import type { FleetApi } from './api-client.js';
 import type { SimClock } from './clock.js';
 import { runCommand, type CommandResult } from './command-runner.js';

@@ -1,10 +1,11 @@
 // Clean-up of work the simulator can no longer finish: commands still running on its hosts and
 // pipelines over them are finished as `cancelled` (on stop, and on start after a crash).
 import { isTerminalCommandStatus, isTerminalPipelineStatus } from '../protocol/constants.js';
-import type { FleetApi, StateFrame } from './api-client.js';
+import type { FullStateMessage } from '../protocol/messages.js';
+import type { FleetApi } from './api-client.js';
 
 /** Cancels what is still running on `hostIds`; returns how many commands and pipelines it finished. */
-export async function cancelLeftovers(api: FleetApi, hostIds: ReadonlySet<string>, reason: string, known?: StateFrame | null): Promise<{ commands: number; pipelines: number }> {
+export async function cancelLeftovers(api: FleetApi, hostIds: ReadonlySet<string>, reason: string, known?: FullStateMessage | null): Promise<{ commands: number; pipelines: number }> {
   const frame = known ?? (await api.getState()).body;
   if (!frame) return { commands: 0, pipelines: 0 };
   const { commands, pipelines, hosts } = frame.payload;

@@ -1,11 +1,6 @@
 // The `npm run demo` entry point: a NixFleet server (data in ./data/demo unless NIXFLEET_DATA_DIR
 // is set) with a simulated fleet driving it over HTTP; SIGINT/SIGTERM stop both cleanly.
-import { ConfigError, configFromEnv, type ServerConfig } from '../server/config.js';
-import { createLogger } from '../server/logger.js';
-import { randomPassword } from '../server/auth/passwords.js';
-import { startServer } from '../server/server.js';
-import { exitOnSignals } from '../server/shutdown.js';
-import { StoreError } from '../server/store/store.js';
+import { ConfigError, configFromEnv, createLogger, exitOnSignals, randomPassword, startServer, StoreError, type ServerConfig } from '../server/index.js';
 import { FleetSimulator } from './fleet-simulator.js';
 import { DEMO_USAGE, DemoUsageError, parseDemoOptions, type DemoOptions } from './options.js';
 

@@ -1,6 +1,6 @@
 // The simulator's background work: every loop and one-off job runs as a tracked task, errors
 // are logged (never thrown), and `drain()` waits until all of them have returned.
-import type { Logger } from '../server/logger.js';
+import type { Logger } from '../server/index.js';
 
 export class TaskGroup {
   private readonly running = new Set<Promise<void>>();

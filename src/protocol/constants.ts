@@ -27,6 +27,23 @@ export const CHANGE_TYPES = [
   'limits_changed',
 ] as const;
 
+/** Users are viewers, operators or admins; API tokens carry one of those roles, or are agents of one host. */
+export const USER_ROLES = ['viewer', 'operator', 'admin'] as const;
+export const TOKEN_ROLES = ['viewer', 'operator', 'admin', 'agent'] as const;
+export type UserRole = (typeof USER_ROLES)[number];
+export type TokenRole = (typeof TOKEN_ROLES)[number];
+
+/**
+ * What a caller may be allowed to do:
+ * - `read`: see the state and logs (viewer and up);
+ * - `operate`: start ops and pipelines, add and remove hosts (operator and up);
+ * - `report`: what an agent sends about one host: heartbeats, command output and results,
+ *   events (operator and up, or an agent token for that host only);
+ * - `admin`: manage users and tokens.
+ */
+export const ACTIONS = ['read', 'operate', 'report', 'admin'] as const;
+export type Action = (typeof ACTIONS)[number];
+
 export function isTerminalCommandStatus(status: string): boolean {
   return (COMMAND_TERMINAL_STATUSES as readonly string[]).includes(status);
 }

@@ -1,7 +1,18 @@
-// The rules for names people read: hostnames, user names, and the free-text names of pipelines
-// and tokens. One rule each, shared by the server (schemas), the client and the dashboard (form
+// The rules for ids and for names people read: hostnames, user names, and the free-text names of
+// pipelines and tokens. One rule each, shared by the server (schemas), the client and the dashboard (form
 // checks), so a name one of them accepts the others accept too. Free of zod, so the browser
 // bundle can use them without the schema library.
+
+/** Identifiers of hosts, commands, pipelines and events: safe in URLs, HTML and object keys. */
+export const ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
+export const ID_RULE = 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit';
+
+/** Names that would reach Object.prototype if used as a property key. */
+export const RESERVED_KEYS: ReadonlySet<string> = new Set(['__proto__', 'constructor', 'prototype']);
+
+export function isId(id: string): boolean {
+  return ID_PATTERN.test(id) && !RESERVED_KEYS.has(id);
+}
 
 /**
  * RFC 1123 host names: ASCII letters, digits and hyphens, in dot-separated labels of 1-63

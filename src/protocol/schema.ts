@@ -15,18 +15,15 @@ import {
   PIPELINE_HOST_STATUSES,
   PIPELINE_TERMINAL_STATUSES,
 } from './constants.js';
-import { DISPLAY_NAME_RULE, HOSTNAME_RULE, isDisplayName, isHostname, isUserName, USER_NAME_RULE } from './names.js';
+import { DISPLAY_NAME_RULE, HOSTNAME_RULE, ID_PATTERN, ID_RULE, isDisplayName, isHostname, isUserName, RESERVED_KEYS, USER_NAME_RULE } from './names.js';
 
 export * from './constants.js';
 export * from './names.js';
 
-/** Names that would reach Object.prototype if used as a property key. */
-const RESERVED_KEYS = new Set(['__proto__', 'constructor', 'prototype']);
-
 /** Identifiers of hosts, commands, pipelines and events: safe in URLs, HTML and object keys. */
 export const IdSchema = z
   .string()
-  .regex(/^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : - starting with a letter or digit')
+  .regex(ID_PATTERN, ID_RULE)
   .refine((id) => !RESERVED_KEYS.has(id), 'is a reserved name');
 
 /** A host's name as it may be set now (names stored before the rule are kept as they are). */

@@ -3,7 +3,13 @@
 import { randomUUID } from 'node:crypto';
 import type { Change, Command, Compartments, EventLogEntry, Host, Pipeline } from '../protocol/schema.js';
 import { COMPARTMENT_NAMES } from '../protocol/schema.js';
-import type { CreateEventInput, CreateHostInput, CreatePipelineInput, StartCommandInput } from './http/api-schemas.js';
+import type { ApiBody } from '../protocol/api-schemas.js';
+import { isId } from '../protocol/names.js';
+
+type CreateHostInput = ApiBody<'createHost'>;
+type StartCommandInput = ApiBody<'startCommand'>;
+type CreatePipelineInput = ApiBody<'createPipeline'>;
+type CreateEventInput = ApiBody<'createEvent'>;
 
 export interface ActionContext {
   now: () => Date;
@@ -15,14 +21,12 @@ export const defaultActionContext: ActionContext = {
   newId: (prefix) => `${prefix}-${randomUUID()}`,
 };
 
-const HOST_ID_FROM_NAME = /^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$/;
-
 export function hostAdded(input: CreateHostInput, ctx: ActionContext): Change & { type: 'host_added' } {
   const compartments = Object.fromEntries(
     COMPARTMENT_NAMES.map((name) => [name, input.compartments[name] ?? { status: 'unknown', message: '', checked_at: null }]),
   ) as Compartments;
   const host: Host = {
-    id: input.id ?? (HOST_ID_FROM_NAME.test(input.hostname) ? input.hostname : ctx.newId('host')),
+    id: input.id ?? (isId(input.hostname) ? input.hostname : ctx.newId('host')),
     hostname: input.hostname,
     host_type: input.host_type,
     status: input.status,

@@ -5,4 +5,6 @@ export { SyncHub, type SyncHubOptions } from './sync-hub.js';
 export { SqliteStore, type SqliteStoreOptions } from './store/sqlite-store.js';
 export { StoreError, type Store, type StoredState, type ChangeRecord } from './store/store.js';
 export { configFromEnv, parseDuration, DEFAULT_CONFIG, ConfigError, type ServerConfig } from './config.js';
-export { createLogger, type Logger } from './logger.js';
+export { createLogger, silentLogger, type Logger } from './logger.js';
+export { exitOnSignals } from './shutdown.js';
+export { randomPassword } from './auth/passwords.js';

@@ -28,8 +28,11 @@ export interface OutputAccepted {
 
 /** A writer went over its rate; nothing was taken. Retry after `retryAfterMs`. */
 export class OutputRateLimitedError extends Error {
-  constructor(readonly retryAfterMs: number) {
-    super('too much output from this writer; slow down');
+  constructor(
+    readonly retryAfterMs: number,
+    bytesPerSecond: number,
+  ) {
+    super(`too much command output from this token or user: at most ${bytesPerSecond} bytes per second; slow down`);
     this.name = 'OutputRateLimitedError';
   }
 }
@@ -143,7 +146,7 @@ export class OutputIntake {
     bucket.at = now;
     if (bucket.tokens < bytes) {
       this.remember(writer, bucket);
-      throw new OutputRateLimitedError(Math.ceil(((bytes - bucket.tokens) / rate) * 1000));
+      throw new OutputRateLimitedError(Math.ceil(((bytes - bucket.tokens) / rate) * 1000), rate);
     }
     bucket.tokens -= bytes;
     this.remember(writer, bucket);

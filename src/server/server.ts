@@ -11,7 +11,8 @@ import { PgStore } from './store/pg-store.js';
 import { parseTrustedProxies } from './auth/client-address.js';
 import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
-import { createApiRouter } from './http/api-routes.js';
+import { addApiRoutes } from './http/api-routes.js';
+import { Router, type Route } from './http/router.js';
 import { OutputIntake } from './output-intake.js';
 import { answerClientError, ConnectionGate } from './http/connection-gate.js';
 import { ownOrigins } from './http/own-origins.js';
@@ -46,6 +47,8 @@ export interface NixFleetServer {
   readonly hub: SyncHub;
   readonly auth: AuthService;
   readonly http: Server;
+  /** Every route the front door serves, with its access rule. */
+  readonly routes: readonly Route[];
   /** The password of the `admin` user created at this start, when it was generated; else null. */
   readonly generatedAdminPassword: string | null;
   /** http://host:port of the bound listener (the real port when 0 was asked). */
@@ -79,8 +82,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
 
   const hub = new SyncHub(manager, { ...config, logger, credentials: auth });
   const output = await OutputIntake.open(manager, { maxBytesPerCommand: config.outputMaxBytes, bytesPerSecond: config.outputBytesPerSecond });
-  const router = createApiRouter(manager, { maxBodyBytes: config.maxBodyBytes, output, outputBytesPerSecond: config.outputBytesPerSecond, ...(options.actions ? { actions: options.actions } : {}) });
-  addAuthRoutes(router, auth, { maxBodyBytes: config.maxBodyBytes, sessionDurationMs: config.sessionDurationMs });
+  const router = new Router();
+  addApiRoutes(router, manager, { output, ...(options.actions ? { actions: options.actions } : {}) });
+  addAuthRoutes(router, auth, { sessionDurationMs: config.sessionDurationMs });
   addDashboardRoutes(router, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, beaconIntervalMs: config.beaconIntervalMs });
 
   const secure = config.tlsCertFile !== null;
@@ -92,6 +96,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     trustedProxies: parseTrustedProxies(config.trustedProxies),
     // Filled once the listener is bound: the port may be chosen by the OS.
     allowedOrigins: new Set<string>(),
+    maxBodyBytes: config.maxBodyBytes,
+    hostOfCommand: (id: string) => manager.state.commands.get(id)?.host_id ?? null,
   };
   const handler = createRequestHandler(door);
   const timeouts = {
@@ -140,6 +146,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     hub,
     auth,
     http,
+    routes: router.routes,
     url,
     wsUrl: `${secure ? 'wss' : 'ws'}://${host}:${address.port}/ws`,
     generatedAdminPassword,

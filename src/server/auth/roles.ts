@@ -1,20 +1,8 @@
-// Who may do what. Users are viewers, operators or admins; API tokens carry one of those roles
-// or are agent tokens bound to one host. Every request and socket is checked here, on the
-// server, whatever the UI shows.
+// Who may do what. The roles and actions are the protocol's (src/protocol/constants.ts); this is
+// the rule over them, checked on the server for every request and socket, whatever the UI shows.
+import type { Action, TokenRole, UserRole } from '../../protocol/constants.js';
 
-export const USER_ROLES = ['viewer', 'operator', 'admin'] as const;
-export const TOKEN_ROLES = ['viewer', 'operator', 'admin', 'agent'] as const;
-export type UserRole = (typeof USER_ROLES)[number];
-export type TokenRole = (typeof TOKEN_ROLES)[number];
-
-/**
- * - `read`: see the state and logs (viewer and up);
- * - `operate`: start ops and pipelines, add and remove hosts (operator and up);
- * - `report`: what an agent sends about one host: heartbeats, command output and results,
- *   events (operator and up, or an agent token for that host only);
- * - `admin`: manage users and tokens.
- */
-export type Action = 'read' | 'operate' | 'report' | 'admin';
+export { ACTIONS, TOKEN_ROLES, USER_ROLES, type Action, type TokenRole, type UserRole } from '../../protocol/constants.js';
 
 export type Principal =
   | { kind: 'session'; user: string; role: UserRole; sessionId: string; csrfToken: string }
@@ -30,6 +18,11 @@ export function can(principal: Principal, action: Action, hostId?: string | null
   }
   const rank = RANK[principal.role];
   return action === 'report' ? rank >= RANK.operator : rank >= NEEDS[action];
+}
+
+/** Whether `principal` may report for some host at all (an agent: its own; an operator: any). */
+export function mayReport(principal: Principal): boolean {
+  return principal.role === 'agent' ? principal.kind === 'token' && principal.hostId !== null : can(principal, 'report');
 }
 
 /** A name for logs and the event log's `actor`. */

@@ -2,6 +2,8 @@
 // client can cause becomes an HttpError with a stable code; anything else is a 500.
 import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
+import { AuthError, type AuthErrorCode } from '../auth/auth-service.js';
+import { OutputRateLimitedError } from '../output-intake.js';
 import { ChangeRejectedError } from '../state-manager.js';
 import { StoreError } from '../store/store.js';
 
@@ -26,7 +28,25 @@ export function validationError(error: z.ZodError): HttpError {
   return new HttpError(400, 'invalid_request', parts.join('; '));
 }
 
-/** Maps any error to an HttpError; unexpected ones become a 500 without internals. */
+/** HTTP status of each AuthError code. */
+const AUTH_STATUS: Record<AuthErrorCode, number> = {
+  invalid_credentials: 401,
+  totp_required: 401,
+  totp_reused: 401,
+  reauthentication_failed: 403,
+  last_admin: 409,
+  rate_limited: 429,
+  kdf_busy: 503,
+  weak_password: 400,
+  invalid: 400,
+  exists: 409,
+  not_found: 404,
+};
+
+/**
+ * The one mapping from every error a handler can meet to an HTTP answer, so no route needs a
+ * wrapper of its own; unexpected errors become a 500 without internals.
+ */
 export function toHttpError(error: unknown): HttpError {
   if (error instanceof HttpError) return error;
   if (error instanceof ChangeRejectedError) {
@@ -36,7 +56,17 @@ export function toHttpError(error: unknown): HttpError {
   if (error instanceof StoreError) {
     return new HttpError(503, error.code, 'the change could not be stored; nothing was applied. Try again.');
   }
+  if (error instanceof AuthError) {
+    return new HttpError(AUTH_STATUS[error.code], error.code === 'invalid' ? 'invalid_request' : error.code, error.message, retryAfter(error.retryAfterMs));
+  }
+  if (error instanceof OutputRateLimitedError) {
+    return new HttpError(429, 'rate_limited', error.message, retryAfter(error.retryAfterMs));
+  }
   return new HttpError(500, 'internal_error', 'internal server error');
+}
+
+function retryAfter(ms: number | undefined): Record<string, string> {
+  return ms === undefined ? {} : { 'retry-after': String(Math.max(1, Math.ceil(ms / 1000))) };
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {

@@ -1,19 +1,23 @@
 // The front door of every HTTP request and WebSocket upgrade: security headers, the client
-// address, authentication, the route's access rule, CSRF for cookie-authenticated mutations,
-// and the Origin check for browsers. Routes only ever see requests that passed.
+// address, authentication, the route's declared access rule (role, the host a report is about,
+// the user an account change is about), CSRF for cookie-authenticated mutations, the Origin
+// check for browsers, and the route's body, parsed by its schema. Handlers only ever see
+// requests that passed all of it: none can forget a check.
+import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
+import type { Access } from '../../protocol/api.js';
 import type { AuthService } from '../auth/auth-service.js';
 import { clientAddress, type TrustedProxies } from '../auth/client-address.js';
-import { can, type Principal } from '../auth/roles.js';
+import { can, mayReport, type Principal } from '../auth/roles.js';
 import type { Logger } from '../logger.js';
 import type { SyncHub } from '../sync-hub.js';
+import { readJsonBody } from './body.js';
 import { answerAndDestroy } from './connection-gate.js';
 import { HttpError, sendError, toHttpError } from './http-error.js';
 import { authenticate, originAllowed } from './request-auth.js';
-import type { RequestContext, Router } from './router.js';
+import type { Params, Route, RouteContext, Router } from './router.js';
 import { setSecurityHeaders } from './security-headers.js';
-import { timingSafeEqual } from 'node:crypto';
 
 export interface FrontDoor {
   router: Router;
@@ -23,6 +27,10 @@ export interface FrontDoor {
   trustedProxies: TrustedProxies;
   /** Browser origins allowed: the server's own and NIXFLEET_ALLOWED_ORIGINS (see own-origins.ts). */
   allowedOrigins: ReadonlySet<string>;
+  /** Largest request body; a route may set a lower one. */
+  maxBodyBytes: number;
+  /** The host a command runs on, for routes that report about a command. */
+  hostOfCommand(commandId: string): string | null;
 }
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
@@ -36,25 +44,31 @@ async function handle(door: FrontDoor, req: IncomingMessage, res: ServerResponse
   try {
     const method = req.method ?? 'GET';
     const { pathname } = new URL(req.url ?? '/', 'http://localhost');
-    const { handler, params, access } = door.router.match(method, pathname);
-    const ctx: RequestContext = {
+    const { route, params } = door.router.match(method, pathname);
+    const ctx: RouteContext = {
+      req,
+      res,
+      params,
+      body: undefined,
       principal: null,
       address: clientAddress(req.socket.remoteAddress, req.headers['x-forwarded-for'], door.trustedProxies),
       secure: door.secure,
     };
-    if (access === 'public') {
+    if (route.access.kind === 'public') {
       // Public routes still learn who is calling when they can (login replaces a session).
       ctx.principal = await tryAuthenticate(req, door);
     } else {
       ctx.principal = await authenticate(req, door.auth, door.secure);
       if (!ctx.principal) throw new HttpError(401, 'unauthenticated', 'log in (POST /api/login) or send Authorization: Bearer <token>');
-      if (access !== 'authenticated' && access !== 'report' && !can(ctx.principal, access)) {
-        throw new HttpError(403, 'forbidden', `your role (${ctx.principal.role}) may not ${access}`);
-      }
+      admit(ctx.principal, route.access, params);
+      // Every cookie-authenticated mutation proves it comes from the dashboard.
+      if (ctx.principal.kind === 'session' && !SAFE_METHODS.has(method)) checkCsrf(req, ctx.principal, door);
     }
-    // Public routes (login) act on no session; every other cookie-authenticated mutation is checked.
-    if (access !== 'public' && ctx.principal?.kind === 'session' && !SAFE_METHODS.has(method)) checkCsrf(req, ctx.principal, door);
-    await handler(req, res, params, ctx);
+    const access = route.access;
+    if (access.kind === 'report' && access.host !== 'body') checkHost(ctx.principal!, access.host === 'path' ? (params.id ?? null) : door.hostOfCommand(params.id ?? ''));
+    if (route.body) ctx.body = await readBody(req, route, door);
+    if (access.kind === 'report' && access.host === 'body') checkHost(ctx.principal!, (ctx.body as { host_id?: string | null }).host_id ?? null);
+    await route.handler(ctx);
   } catch (error) {
     if (clientWentAway(req, error)) {
       // An aborted upload is the client's business, not a server failure.
@@ -62,10 +76,10 @@ async function handle(door: FrontDoor, req: IncomingMessage, res: ServerResponse
       return void res.destroy();
     }
     const httpError = toHttpError(error);
-    if (!(error instanceof HttpError) && httpError.status >= 500) {
+    if (httpError.code === 'internal_error') {
       door.logger.error('request failed', { method: req.method, url: req.url?.slice(0, 200), error: (error as Error).message });
     } else if (httpError.status >= 500) {
-      // Expected refusals (a busy password queue, a store that is down) are not bugs.
+      // Refusals the server meant (a busy password queue, a store that is down) are not bugs.
       door.logger.warn('request refused', { method: req.method, url: req.url?.slice(0, 200), status: httpError.status, code: httpError.code });
     }
     if (!res.headersSent) sendError(res, httpError);
@@ -84,6 +98,39 @@ async function tryAuthenticate(req: IncomingMessage, door: FrontDoor): Promise<P
   } catch {
     return null;
   }
+}
+
+/** The route's rule, as far as it can be checked before the body is read. */
+function admit(principal: Principal, access: Access, params: Params): void {
+  switch (access.kind) {
+    case 'public':
+    case 'authenticated':
+      return;
+    case 'role':
+      if (!can(principal, access.action)) throw new HttpError(403, 'forbidden', `your role (${principal.role}) may not ${access.action}`);
+      return;
+    case 'report':
+      if (!mayReport(principal)) throw new HttpError(403, 'forbidden', `your role (${principal.role}) may not report`);
+      return;
+    case 'self_or_admin': {
+      const self = principal.kind === 'session' && principal.user.toLowerCase() === (params.name ?? '').toLowerCase();
+      if (!self && principal.role !== 'admin') throw new HttpError(403, 'forbidden', 'only that user or an admin may change this account');
+      return;
+    }
+  }
+}
+
+/** A report must be about a host the caller may report for (an agent token: its own). */
+function checkHost(principal: Principal, hostId: string | null): void {
+  if (can(principal, 'report', hostId)) return;
+  const scope = principal.kind === 'token' && principal.hostId ? ` (this token reports for host '${principal.hostId}' only)` : '';
+  throw new HttpError(403, 'forbidden', `your role (${principal.role}) may not report${hostId ? ` for host '${hostId}'` : ' without a host'}${scope}`);
+}
+
+function readBody(req: IncomingMessage, route: Route, door: FrontDoor): Promise<unknown> {
+  const rule = route.body!;
+  const limit = Math.min(rule.maxBytes ?? door.maxBodyBytes, door.maxBodyBytes);
+  return readJsonBody(req, rule.schema, limit, rule.emptyAsObject ? { emptyAs: {} } : {});
 }
 
 /**

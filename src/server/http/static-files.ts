@@ -35,22 +35,25 @@ export function addDashboardRoutes(router: Router, options: DashboardOptions): R
   const index = files.get('index.html')?.toString('utf8').replaceAll('{{BEACON_MS}}', String(options.beaconIntervalMs));
   const login = files.get('login.html')?.toString('utf8');
   const missing = (file: string) => new HttpError(503, 'dashboard_missing', `the dashboard is not built (no ${file} in ${options.dir}); run npm run build`);
+  // Public routes whose answer depends on whether a credential came with the request: the
+  // dashboard and its own assets need one, the login page and its assets do not.
+  const page = (path: string) => ({ method: 'GET' as const, path, access: { kind: 'public' as const } });
   return router
-    .on('GET', '/', 'public', (_req, res, _params, ctx) => {
-      if (!ctx.principal) return redirect(res, '/login');
+    .add('dashboard', page('/'), ({ res, principal }) => {
+      if (!principal) return redirect(res, '/login');
       if (index === undefined) throw missing('index.html');
       sendText(res, 200, index, TYPES['.html']!);
     })
-    .on('GET', '/login', 'public', (_req, res, _params, ctx) => {
-      if (ctx.principal) return redirect(res, '/');
+    .add('loginPage', page('/login'), ({ res, principal }) => {
+      if (principal) return redirect(res, '/');
       if (login === undefined) throw missing('login.html');
       sendText(res, 200, login, TYPES['.html']!);
     })
-    .on('GET', '/assets/:file', 'public', (_req, res, params, ctx) => {
+    .add('asset', page('/assets/:file'), ({ res, params, principal }) => {
       const name = params.file ?? '';
       const body = /^[\w][\w.-]*$/.test(name) && !name.endsWith('.html') ? files.get(name) : undefined;
       if (!body) throw new HttpError(404, 'not_found', `no asset ${JSON.stringify(name.slice(0, 100))}`);
-      if (!ctx.principal && !PUBLIC_ASSETS.has(name)) throw new HttpError(401, 'unauthenticated', 'log in to load the dashboard');
+      if (!principal && !PUBLIC_ASSETS.has(name)) throw new HttpError(401, 'unauthenticated', 'log in to load the dashboard');
       res.writeHead(200, { 'content-type': TYPES[extname(name)] ?? 'application/octet-stream', 'content-length': body.length, 'cache-control': 'no-cache' });
       res.end(body);
     });
