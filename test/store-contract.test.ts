@@ -10,6 +10,7 @@ import { SqliteStore } from '../src/server/store/sqlite-store.js';
 import type { ChangeRecord, Store } from '../src/server/store/store.js';
 import { freshDatabase, pgAvailable, PG_SKIP_REASON } from './support/pg.js';
 import { tempDir } from './support/test-server.js';
+import { until } from './support/until.js';
 
 interface Harness {
   /** Opens the store (again) on the same data. */
@@ -136,6 +137,35 @@ for (const [name, available, make] of implementations) {
     });
   });
 }
+
+describe.skipIf(!pgAvailable)('PgStore.watch', () => {
+  it('serves several watchers from one listener and one poll, and stops both with the last one', async () => {
+    const db = await freshDatabase();
+    defer(() => db.drop());
+    const store = new PgStore({ connectionString: db.url, pollIntervalMs: 50 });
+    defer(() => store.close());
+    await store.open(INITIAL);
+    const writer = new PgStore({ connectionString: db.url });
+    defer(() => writer.close());
+    await writer.open(INITIAL);
+    let a = 0;
+    let b = 0;
+    const stopA = store.watch(() => a++);
+    const stopB = store.watch(() => b++);
+    expect(store.watching).toEqual({ watchers: 2, polling: true, listening: true });
+    await writer.commit(records(1, 1));
+    await until('both watchers told', () => a > 0 && b > 0, 5000);
+    stopA();
+    stopA(); // a second call changes nothing
+    expect(store.watching).toMatchObject({ watchers: 1, polling: true });
+    const [aBefore, bBefore] = [a, b];
+    await writer.commit(records(2, 1));
+    await until('the remaining watcher told', () => b > bBefore, 5000);
+    expect(a).toBe(aBefore);
+    stopB();
+    expect(store.watching).toEqual({ watchers: 0, polling: false, listening: false });
+  });
+});
 
 describe.skipIf(pgAvailable)('PostgreSQL store tests', () => {
   it.skip(`skipped: ${PG_SKIP_REASON}`, () => {});

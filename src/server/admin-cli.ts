@@ -4,13 +4,10 @@
 // printed once and never stored in clear.
 import { emptyState, toFullState } from '../protocol/fleet-state.js';
 import { AuthError, AuthService } from './auth/auth-service.js';
-import { SqliteAuthStore } from './auth/auth-store.js';
 import { randomPassword } from './auth/passwords.js';
 import { TOKEN_ROLES, USER_ROLES, type TokenRole, type UserRole } from './auth/roles.js';
 import { configFromEnv, ConfigError } from './config.js';
-import { PgAuthStore } from './auth/pg-auth-store.js';
-import { PgStore } from './store/pg-store.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStores } from './store/open-stores.js';
 import { StoreError } from './store/store.js';
 
 const USAGE = `usage: npm run admin -- <command>
@@ -53,11 +50,10 @@ async function run(argv: string[], env: Record<string, string | undefined>, out:
   }
   const config = configFromEnv(env);
   // PostgreSQL is shared: the CLI works beside running servers, which re-read it every second.
-  const store = config.databaseUrl ? new PgStore({ connectionString: config.databaseUrl }) : new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous });
+  const { store, authStore } = openStores(config);
   await store.open(JSON.stringify(toFullState(emptyState(config.limits))));
   let cleanup = () => {};
   try {
-    const authStore = store instanceof PgStore ? new PgAuthStore(store.pool) : new SqliteAuthStore(store.database);
     const auth = await AuthService.open(authStore, { sessionDurationMs: config.sessionDurationMs, sessionIdleMs: config.sessionIdleMs });
     cleanup = () => auth.close();
     const flag = (name: string) => {

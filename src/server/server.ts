@@ -5,9 +5,6 @@ import { createServer as createHttpServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { AuthService } from './auth/auth-service.js';
-import { SqliteAuthStore, type AuthStore } from './auth/auth-store.js';
-import { PgAuthStore } from './auth/pg-auth-store.js';
-import { PgStore } from './store/pg-store.js';
 import { parseTrustedProxies } from './auth/client-address.js';
 import { randomPassword } from './auth/passwords.js';
 import type { ActionContext } from './fleet-actions.js';
@@ -23,8 +20,9 @@ import { silentLogger, type Logger } from './logger.js';
 import { throttledLogger } from './log-throttle.js';
 import { DEFAULT_CONFIG, type ServerConfig } from './config.js';
 import { StateManager } from './state-manager.js';
-import { SqliteStore } from './store/sqlite-store.js';
+import { openStores } from './store/open-stores.js';
 import type { Store } from './store/store.js';
+import type { AuthStore } from './auth/auth-store.js';
 import { SyncHub } from './sync-hub.js';
 
 export interface StartOptions {
@@ -63,11 +61,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
   // Outsiders can make the server log (refused connections, aborted uploads): no one message may
   // fill the log.
   const logger = throttledLogger(options.logger ?? silentLogger);
-  const store =
-    options.store ??
-    (config.databaseUrl
-      ? new PgStore({ connectionString: config.databaseUrl, logger, changeLogRetention: config.changeLogRetention })
-      : new SqliteStore({ dataDir: config.dataDir, synchronous: config.sqliteSynchronous, changeLogRetention: config.changeLogRetention }));
+  if (options.store && !options.authStore) throw new TypeError('startServer: a custom store needs options.authStore as well');
+  const { store, authStore } = options.store ? { store: options.store, authStore: options.authStore! } : openStores(config, logger);
   let manager: StateManager;
   try {
     manager = await StateManager.open(store, { limits: config.limits, snapshotEvery: config.snapshotEvery, logger });
@@ -75,8 +70,6 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     await store.close().catch(() => {});
     throw error;
   }
-  const authStore = options.authStore ?? (store instanceof SqliteStore ? new SqliteAuthStore(store.database) : store instanceof PgStore ? new PgAuthStore(store.pool) : null);
-  if (!authStore) throw new TypeError('startServer: a custom store needs options.authStore as well');
   const auth = await AuthService.open(authStore, { sessionDurationMs: config.sessionDurationMs, sessionIdleMs: config.sessionIdleMs, ...(options.now ? { now: options.now } : {}) });
   const generatedAdminPassword = await auth.ensureAdmin(config.adminPassword ?? undefined, randomPassword);
 

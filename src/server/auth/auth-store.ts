@@ -1,7 +1,7 @@
-// Persistence of users, sessions and API tokens. Secrets are never stored: passwords as scrypt
-// hashes, session ids and token secrets as SHA-256 hashes (they are 256-bit random, so a fast
-// hash is enough). The SQLite implementation shares the sync store's database file.
-import type Database from 'better-sqlite3';
+// The persistence contract of users, sessions and API tokens (AuthService keeps them in memory,
+// written through to an AuthStore). Secrets are never stored: passwords as scrypt hashes, session
+// ids and token secrets as SHA-256 hashes (they are 256-bit random, so a fast hash is enough).
+// SQLite and PostgreSQL implement it; test/auth-store-contract.test.ts runs both.
 import type { TokenRole, UserRole } from './roles.js';
 
 export interface UserRecord {
@@ -37,72 +37,24 @@ export interface AuthStore {
   /** True when other server instances share this store: the service then re-reads it. */
   readonly shared: boolean;
   loadAll(): Promise<{ users: UserRecord[]; sessions: SessionRecord[]; tokens: TokenRecord[] }>;
+  /**
+   * Inserts or updates a user, found by name ignoring case. `totpLastStep` never moves back for
+   * the same secret (another instance may have used a later step meanwhile); a new or removed
+   * secret starts over.
+   */
   putUser(user: UserRecord): Promise<void>;
+  /** Removes a user (found ignoring case) and their sessions. */
   deleteUser(name: string): Promise<void>;
   putSession(session: SessionRecord): Promise<void>;
+  /** Records a session's last use; never moves it back (instances touch it in any order). */
   touchSession(idHash: string, lastSeenAt: number): Promise<void>;
   deleteSession(idHash: string): Promise<void>;
+  /** Inserts a token, or records its revocation (nothing else of a token ever changes). */
   putToken(token: TokenRecord): Promise<void>;
   /**
-   * Marks a TOTP step as used for `name` unless that step or a later one already was: true when
+   * Marks a TOTP step as used for `name` (ignoring case) unless that step or a later one already was: true when
    * this call claimed it. Atomic in the store, so two instances cannot both accept one code.
    */
   claimTotpStep(name: string, step: number): Promise<boolean>;
 }
 
-interface UserRow { name: string; role: UserRole; password_hash: string; totp_secret: string | null; totp_last_step: number | null; created_at: string }
-interface SessionRow { id_hash: string; user_name: string; csrf_token: string; created_at: number; last_seen_at: number }
-interface TokenRow { id: string; name: string; role: TokenRole; host_id: string | null; secret_hash: string; created_by: string | null; created_at: string; revoked_at: string | null }
-
-export class SqliteAuthStore implements AuthStore {
-  readonly shared = false;
-  constructor(private readonly db: Database.Database) {}
-
-  async claimTotpStep(name: string, step: number) {
-    const result = this.db.prepare('UPDATE users SET totp_last_step = ? WHERE name = ? AND (totp_last_step IS NULL OR totp_last_step < ?)').run(step, name, step);
-    return result.changes === 1;
-  }
-
-  async loadAll() {
-    const users = this.db.prepare<[], UserRow>('SELECT * FROM users ORDER BY created_at').all().map((r) => ({
-      name: r.name, role: r.role, passwordHash: r.password_hash, totpSecret: r.totp_secret, totpLastStep: r.totp_last_step, createdAt: r.created_at,
-    }));
-    const sessions = this.db.prepare<[], SessionRow>('SELECT * FROM sessions').all().map((r) => ({
-      idHash: r.id_hash, userName: r.user_name, csrfToken: r.csrf_token, createdAt: r.created_at, lastSeenAt: r.last_seen_at,
-    }));
-    const tokens = this.db.prepare<[], TokenRow>('SELECT * FROM api_tokens ORDER BY created_at').all().map((r) => ({
-      id: r.id, name: r.name, role: r.role, hostId: r.host_id, secretHash: r.secret_hash, createdBy: r.created_by, createdAt: r.created_at, revokedAt: r.revoked_at,
-    }));
-    return { users, sessions, tokens };
-  }
-
-  async putUser(u: UserRecord) {
-    this.db
-      .prepare(`INSERT INTO users (name, role, password_hash, totp_secret, totp_last_step, created_at) VALUES (?, ?, ?, ?, ?, ?)
-        ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, totp_secret = excluded.totp_secret, totp_last_step = excluded.totp_last_step`)
-      .run(u.name, u.role, u.passwordHash, u.totpSecret, u.totpLastStep, u.createdAt);
-  }
-
-  async deleteUser(name: string) {
-    this.db.prepare('DELETE FROM users WHERE name = ?').run(name);
-  }
-
-  async putSession(s: SessionRecord) {
-    this.db.prepare('INSERT INTO sessions (id_hash, user_name, csrf_token, created_at, last_seen_at) VALUES (?, ?, ?, ?, ?)').run(s.idHash, s.userName, s.csrfToken, s.createdAt, s.lastSeenAt);
-  }
-
-  async touchSession(idHash: string, lastSeenAt: number) {
-    this.db.prepare('UPDATE sessions SET last_seen_at = ? WHERE id_hash = ?').run(lastSeenAt, idHash);
-  }
-
-  async deleteSession(idHash: string) {
-    this.db.prepare('DELETE FROM sessions WHERE id_hash = ?').run(idHash);
-  }
-
-  async putToken(t: TokenRecord) {
-    this.db
-      .prepare(`INSERT INTO api_tokens (id, name, role, host_id, secret_hash, created_by, created_at, revoked_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-        ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at`)
-      .run(t.id, t.name, t.role, t.hostId, t.secretHash, t.createdBy, t.createdAt, t.revokedAt);
-  }
-}

@@ -25,7 +25,7 @@ export class PgAuthStore implements AuthStore {
     await this.pool.query(
       `INSERT INTO users (name, name_key, role, password_hash, totp_secret, totp_last_step, created_at) VALUES ($1, lower($1), $2, $3, $4, $5, $6)
        ON CONFLICT (name) DO UPDATE SET role = excluded.role, password_hash = excluded.password_hash, totp_secret = excluded.totp_secret,
-         totp_last_step = GREATEST(users.totp_last_step, excluded.totp_last_step)`,
+         totp_last_step = CASE WHEN users.totp_secret IS NOT DISTINCT FROM excluded.totp_secret THEN GREATEST(users.totp_last_step, excluded.totp_last_step) ELSE excluded.totp_last_step END`,
       [u.name, u.role, u.passwordHash, u.totpSecret, u.totpLastStep, u.createdAt],
     );
   }

@@ -8,7 +8,7 @@ import pg from 'pg';
 import type { Change } from '../../protocol/schema.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { PG_MIGRATIONS } from './pg-schema.js';
-import { StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store.js';
+import { checkContinuous, StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store.js';
 
 /** Parse BIGINT (OID 20) as a number: versions are compared numerically, never as strings. */
 const types = {
@@ -37,7 +37,7 @@ export class PgStore implements Store {
   private readonly pollIntervalMs: number;
   private readonly retention: number;
   private closed = false;
-  private watchers = 0;
+  private readonly watchers = new Set<() => void>();
   private listener: pg.Client | null = null;
   private pollTimer: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
@@ -115,12 +115,8 @@ export class PgStore implements Store {
 
   async readChanges(afterVersion: number): Promise<ChangeRecord[]> {
     const rows = (await this.pool.query<{ version: number; change: string }>('SELECT version, change FROM changes WHERE version > $1 ORDER BY version', [afterVersion])).rows;
-    let expected = afterVersion + 1;
-    return rows.map((row) => {
-      if (row.version !== expected) throw new StoreError('store_corrupt', `change log jumps from version ${expected - 1} to ${row.version}`);
-      expected++;
-      return { version: row.version, change: JSON.parse(row.change) as Change };
-    });
+    checkContinuous(rows, afterVersion, 'the PostgreSQL store');
+    return rows.map((row) => ({ version: row.version, change: JSON.parse(row.change) as Change }));
   }
 
   async saveSnapshot(version: number, stateJson: string): Promise<void> {
@@ -144,21 +140,32 @@ export class PgStore implements Store {
   }
 
   watch(onCommit: () => void): () => void {
-    this.watchers++;
-    const notify = () => {
-      if (!this.closed) onCommit();
-    };
-    this.startListener(notify);
-    // The poll covers what LISTEN cannot promise: notifications lost while disconnected, and a
-    // listener that died without an error event.
-    this.pollTimer = setInterval(() => void this.poll(notify), this.pollIntervalMs);
-    this.pollTimer.unref();
+    // One listener and one poll serve every watcher; the unsubscribe removes exactly this one.
+    const watcher = () => onCommit();
+    this.watchers.add(watcher);
+    if (this.watchers.size === 1) {
+      this.startListener();
+      // The poll covers what LISTEN cannot promise: notifications lost while disconnected, and a
+      // listener that died without an error event.
+      this.pollTimer = setInterval(() => void this.poll(), this.pollIntervalMs);
+      this.pollTimer.unref();
+    }
     return () => {
-      this.watchers--;
+      if (!this.watchers.delete(watcher) || this.watchers.size > 0) return;
       if (this.pollTimer) clearInterval(this.pollTimer);
       this.pollTimer = null;
       void this.stopListener();
     };
+  }
+
+  /** Watchers now (for tests: no poll timer or listener outlives the last one). */
+  get watching(): { watchers: number; polling: boolean; listening: boolean } {
+    return { watchers: this.watchers.size, polling: this.pollTimer !== null, listening: this.listener !== null };
+  }
+
+  private notifyWatchers(): void {
+    if (this.closed) return;
+    for (const watcher of this.watchers) watcher();
   }
 
   async close(): Promise<void> {
@@ -175,19 +182,19 @@ export class PgStore implements Store {
     return (this.listener as unknown as { processID?: number } | null)?.processID ?? null;
   }
 
-  private async poll(notify: () => void): Promise<void> {
+  private async poll(): Promise<void> {
     try {
       const version = (await this.pool.query<{ version: number }>('SELECT version FROM store_meta WHERE id = 1')).rows[0]?.version ?? 0;
       if (version > this.seenVersion) {
         this.seenVersion = version;
-        notify();
+        this.notifyWatchers();
       }
     } catch (error) {
       this.logger.debug('postgres poll failed', { error: (error as Error).message });
     }
   }
 
-  private startListener(notify: () => void): void {
+  private startListener(): void {
     if (this.closed || this.listener) return;
     const client = new pg.Client({ connectionString: this.options.connectionString, types });
     this.listener = client;
@@ -197,23 +204,23 @@ export class PgStore implements Store {
       client.removeAllListeners();
       client.on('error', () => {});
       void client.end().catch(() => {});
-      if (this.closed || this.watchers === 0) return;
+      if (this.closed || this.watchers.size === 0) return;
       // Full jitter, capped: a database restart must not see every instance at the same instant.
       const delay = Math.random() * Math.min(10_000, 250 * 2 ** this.listenerAttempt++);
       this.logger.warn('postgres listener lost; reconnecting', { reason, delayMs: Math.round(delay) });
-      this.reconnectTimer = setTimeout(() => this.startListener(notify), delay);
+      this.reconnectTimer = setTimeout(() => this.startListener(), delay);
       this.reconnectTimer.unref();
     };
     client.on('error', (error) => lost(error.message));
     client.on('end', () => lost('connection ended'));
-    client.on('notification', () => notify());
+    client.on('notification', () => this.notifyWatchers());
     client
       .connect()
       .then(() => client.query(`LISTEN ${NOTIFY_CHANNEL}`))
       .then(() => {
         this.listenerAttempt = 0;
         // Whatever was committed while we were not listening is read now.
-        notify();
+        this.notifyWatchers();
       })
       .catch((error: Error) => lost(error.message));
   }

@@ -9,7 +9,7 @@ import Database from 'better-sqlite3';
 import type { Change } from '../../protocol/schema.js';
 import type { SqliteSynchronous } from '../config.js';
 import { MIGRATIONS, SCHEMA_VERSION } from './sqlite-schema.js';
-import { StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store.js';
+import { checkContinuous, StoreError, type ChangeRecord, type OutputChunk, type Store, type StoredState } from './store.js';
 
 export const DATABASE_FILE = 'nixfleet.db';
 
@@ -110,16 +110,10 @@ export class SqliteStore implements Store {
     if (meta.schema_version < SCHEMA_VERSION) this.migrate(db, meta.schema_version);
     const snapshot = db.prepare<[], { version: number; state: string }>('SELECT version, state FROM snapshots ORDER BY version DESC LIMIT 1').get();
     if (!snapshot) throw new StoreError('store_corrupt', `${this.path} has no snapshot`);
-    const rows = db.prepare<[number], { version: number; change: string }>('SELECT version, change FROM changes WHERE version > ? ORDER BY version').all(snapshot.version);
-    const changes: ChangeRecord[] = [];
-    let expected = snapshot.version + 1;
-    for (const row of rows) {
-      if (row.version !== expected) throw new StoreError('store_corrupt', `${this.path}: change log jumps from version ${expected - 1} to ${row.version}`);
-      changes.push({ version: row.version, change: JSON.parse(row.change) as Change });
-      expected++;
-    }
-    if (expected - 1 !== meta.version) {
-      throw new StoreError('store_corrupt', `${this.path}: version counter is ${meta.version} but the change log ends at ${expected - 1}`);
+    const changes = this.changesAfter(db, snapshot.version);
+    const last = changes.at(-1)?.version ?? snapshot.version;
+    if (last !== meta.version) {
+      throw new StoreError('store_corrupt', `${this.path}: version counter is ${meta.version} but the change log ends at ${last}`);
     }
     return { epoch: meta.epoch, version: meta.version, snapshot: { version: snapshot.version, stateJson: snapshot.state }, changes };
   }
@@ -167,10 +161,16 @@ export class SqliteStore implements Store {
   }
 
   async readChanges(afterVersion: number): Promise<ChangeRecord[]> {
-    return this.requireOpen()
+    return this.changesAfter(this.requireOpen(), afterVersion);
+  }
+
+  private changesAfter(db: Database.Database, afterVersion: number): ChangeRecord[] {
+    const records = db
       .prepare<[number], { version: number; change: string }>('SELECT version, change FROM changes WHERE version > ? ORDER BY version')
       .all(afterVersion)
       .map((row) => ({ version: row.version, change: JSON.parse(row.change) as Change }));
+    checkContinuous(records, afterVersion, this.path);
+    return records;
   }
 
   async saveSnapshot(version: number, stateJson: string): Promise<void> {

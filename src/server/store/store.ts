@@ -70,3 +70,15 @@ export class StoreError extends Error {
     this.name = 'StoreError';
   }
 }
+
+/**
+ * The change log read back after `afterVersion` must go on from it without a hole: every store
+ * checks what it reads with this, so a damaged log is refused instead of folded wrong.
+ */
+export function checkContinuous(records: ReadonlyArray<{ version: number }>, afterVersion: number, where: string): void {
+  let expected = afterVersion + 1;
+  for (const { version } of records) {
+    if (version !== expected) throw new StoreError('store_corrupt', `${where}: change log jumps from version ${expected - 1} to ${version}`);
+    expected++;
+  }
+}
