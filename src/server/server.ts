@@ -23,7 +23,7 @@ import { StateManager } from './state-manager.js';
 import { openStores } from './store/open-stores.js';
 import type { Store } from './store/store.js';
 import type { AuthStore } from './auth/auth-store.js';
-import { SyncHub } from './sync-hub.js';
+import { SyncHub } from './transport/sync-hub.js';
 
 export interface StartOptions {
   logger?: Logger;

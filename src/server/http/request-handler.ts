@@ -11,7 +11,7 @@ import type { AuthService } from '../auth/auth-service.js';
 import { clientAddress, type TrustedProxies } from '../auth/client-address.js';
 import { can, mayReport, type Principal } from '../auth/roles.js';
 import type { Logger } from '../logger.js';
-import type { SyncHub } from '../sync-hub.js';
+import type { SyncHub } from '../transport/sync-hub.js';
 import { readJsonBody } from './body.js';
 import { answerAndDestroy } from './connection-gate.js';
 import { HttpError, sendError, toHttpError } from './http-error.js';

@@ -5,7 +5,7 @@
 // Safe beside ws's own writes (pings, pongs, close) because the server never asks ws to
 // compress: ws then writes synchronously, so both reach the socket in call order.
 import type { Socket } from 'node:net';
-import type { Frame } from './state-manager.js';
+import type { Frame } from '../state-manager.js';
 
 /** A frame as it goes on the wire: header and payload in one buffer, shared by every client. */
 export interface WireFrame {

@@ -4,12 +4,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import { CloseCode, encodeError, parseClientMessage, type ErrorCode } from '../protocol/index.js';
-import type { Principal } from './auth/roles.js';
+import { CloseCode, encodeError, parseClientMessage, type ErrorCode } from '../../protocol/index.js';
+import type { Principal } from '../auth/roles.js';
 import { ClientConnection } from './client-connection.js';
-import { maybeCrash } from './fault-injection.js';
-import { silentLogger, type Logger } from './logger.js';
-import type { Frame, StateManager } from './state-manager.js';
+import { maybeCrash } from '../fault-injection.js';
+import { silentLogger, type Logger } from '../logger.js';
+import type { Frame, StateManager } from '../state-manager.js';
 import { toWire, type WireFrame } from './wire-frames.js';
 
 export interface SyncHubOptions {
@@ -117,7 +117,7 @@ export class SyncHub {
     this.unsubscribeRevoke?.();
     for (const timer of this.timers) clearInterval(timer);
     if (this.staleTimer) clearInterval(this.staleTimer);
-    const closed = [...this.clients].map((client) => this.closeClient(client, CloseCode.GOING_AWAY, 'server shutting down'));
+    const closed = [...this.clients].map((client) => client.close(CloseCode.GOING_AWAY, 'server shutting down', CLOSE_GRACE_MS));
     await Promise.all(closed);
     this.wss.close();
   }
@@ -147,9 +147,7 @@ export class SyncHub {
         ws.close(CloseCode.INTERNAL_ERROR, 'internal error');
       }
     });
-    ws.on('pong', () => {
-      client.alive = true;
-    });
+    ws.on('pong', () => client.pong());
     ws.on('close', () => {
       this.clients.delete(client);
       this.staleClients.delete(client);
@@ -162,9 +160,18 @@ export class SyncHub {
   }
 
   private receive(client: ClientConnection, data: RawData, isBinary: boolean): void {
-    if (!client.takeToken()) {
-      this.limitRate(client);
-      return;
+    switch (client.admitFrame()) {
+      case 'accept':
+        break;
+      case 'drop':
+        return;
+      case 'notify':
+        this.reject(client, 'rate_limited', `more than ${this.options.clientMessagesPerSecond} frames per second; frames are being dropped`);
+        return;
+      case 'close':
+        this.stats.rateLimitClosed++;
+        void client.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded', CLOSE_GRACE_MS);
+        return;
     }
     if (isBinary) {
       this.reject(client, 'invalid_message', 'binary frames are not accepted; send JSON text frames');
@@ -177,52 +184,13 @@ export class SyncHub {
     }
     switch (parsed.message.type) {
       case 'get_state':
-        this.requestFullState(client);
+        client.requestFullState(() => this.manager.snapshotFrame('full_state'), () => this.stats.fullStatesSent++);
         return;
     }
-  }
-
-  /**
-   * Drops a frame over the client's rate. The client is told at most once a second (so a flood
-   * cannot make the server flood back), and closed with 1008 once it has sent ten seconds'
-   * worth of frames beyond its rate.
-   */
-  private limitRate(client: ClientConnection): void {
-    const rate = this.options.clientMessagesPerSecond;
-    client.droppedFrames++;
-    if (client.droppedFrames > rate * 10) {
-      this.stats.rateLimitClosed++;
-      void this.closeClient(client, CloseCode.POLICY_VIOLATION, 'rate limit exceeded');
-      return;
-    }
-    const now = this.now();
-    if (now - client.rateNoticeAt < 1000) return;
-    client.rateNoticeAt = now;
-    this.reject(client, 'rate_limited', `more than ${rate} frames per second; frames are being dropped`);
   }
 
   private reject(client: ClientConnection, code: ErrorCode, message: string): void {
     if (client.isOpen) client.socket.send(encodeError(code, message), { compress: false });
-  }
-
-  /**
-   * Answers get_state with the full state at the current version. Requests while one is
-   * scheduled or still being written are coalesced into it; a stale client gets its full state
-   * when it drains.
-   */
-  private requestFullState(client: ClientConnection): void {
-    if (client.fullStatePending) return;
-    client.fullStatePending = true;
-    setImmediate(() => {
-      if (client.isStale || !client.isOpen) {
-        client.fullStatePending = false;
-        return;
-      }
-      this.stats.fullStatesSent++;
-      client.sendSnapshot(this.manager.snapshotFrame('full_state'), () => {
-        client.fullStatePending = false;
-      });
-    });
   }
 
   private readonly onDeflate = (): void => {
@@ -271,7 +239,7 @@ export class SyncHub {
         this.staleClients.delete(client);
         this.stats.slowClosed++;
         this.logger.warn('closing a client that stopped reading', { client: client.id, buffered: client.bufferedAmount });
-        void this.closeClient(client, CloseCode.SLOW_CONSUMER, 'slow consumer');
+        void client.close(CloseCode.SLOW_CONSUMER, 'slow consumer', CLOSE_GRACE_MS);
       }
     }
     if (this.staleClients.size === 0 && this.staleTimer) {
@@ -292,37 +260,18 @@ export class SyncHub {
       }
       this.clients.delete(client);
       this.staleClients.delete(client);
-      void this.closeClient(client, CloseCode.UNAUTHORIZED, 'session ended');
+      void client.close(CloseCode.UNAUTHORIZED, 'session ended', CLOSE_GRACE_MS);
     }
   }
 
   private ping(): void {
     for (const client of this.clients) {
-      if (!client.alive) {
-        this.stats.reaped++;
-        this.clients.delete(client);
-        this.staleClients.delete(client);
-        client.socket.terminate();
-        continue;
-      }
-      client.alive = false;
-      client.socket.ping();
+      if (client.ping()) continue;
+      this.stats.reaped++;
+      this.clients.delete(client);
+      this.staleClients.delete(client);
+      client.socket.terminate();
     }
-  }
-
-  /** Starts the close handshake and destroys the socket if it does not finish in time. Idempotent. */
-  private closeClient(client: ClientConnection, code: number, reason: string): Promise<void> {
-    const ws = client.socket;
-    client.closing ??= new Promise<void>((resolve) => {
-      if (ws.readyState === ws.CLOSED) return resolve();
-      const timer = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS).unref();
-      ws.once('close', () => {
-        clearTimeout(timer);
-        resolve();
-      });
-      ws.close(code, reason);
-    });
-    return client.closing;
   }
 }
 

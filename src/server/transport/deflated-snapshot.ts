@@ -6,7 +6,7 @@
 // would cost more CPU than the bytes it saves.
 import { constants, deflateRawSync } from 'node:zlib';
 import type { WebSocket } from 'ws';
-import type { Frame } from './state-manager.js';
+import type { Frame } from '../state-manager.js';
 
 /** Snapshots smaller than this go out uncompressed: a few hundred bytes saved are not worth a deflate. */
 export const DEFLATE_MIN_BYTES = 1024;

@@ -1,12 +1,13 @@
-// One WebSocket client of the sync hub: its send-side flow control (a byte bound on what waits
-// in its buffer, the stale mark when it falls behind), its liveness flag for ping/pong and its
-// inbound rate limit, and the coalescing of its output: the frames of one committed batch leave
-// in one socket write. Knows nothing of the state; the hub decides what to send.
+// One WebSocket client of the sync hub and the small state machines it owns: send-side flow
+// control (a byte bound on what waits in its buffer, the stale mark when it falls behind), the
+// coalescing of its output (the frames of one committed batch leave in one socket write), one
+// pending full state at a time, its inbound rate limit, ping/pong liveness and its close. Knows
+// nothing of the state; the hub decides what to send.
 import type { Socket } from 'node:net';
 import type { WebSocket } from 'ws';
-import type { Principal } from './auth/roles.js';
+import type { Principal } from '../auth/roles.js';
 import { acceptsDeflatedSnapshot, DEFLATE_MIN_BYTES, deflatedPayload } from './deflated-snapshot.js';
-import type { Frame } from './state-manager.js';
+import type { Frame } from '../state-manager.js';
 import { writeSnapshotFrame, type WireFrame } from './wire-frames.js';
 
 export interface ClientConnectionOptions {
@@ -26,19 +27,19 @@ let nextClientId = 1;
 export class ClientConnection {
   readonly id = nextClientId++;
   /** Set when the client fell behind: it gets no deltas until it drains and receives a full state. */
-  staleSince: number | null = null;
+  private staleAt: number | null = null;
   /** Cleared on each ping, set by the pong; a client still false at the next ping is dead. */
-  alive = true;
+  private alive = true;
   /** A full_state for this client is scheduled or still being written: further requests coalesce. */
-  fullStatePending = false;
+  private fullStatePending = false;
   /** The version of the last frame this client was sent. */
-  sentVersion = -1;
+  private lastSentVersion = -1;
   /** Inbound frames dropped for exceeding the rate, over the connection's life. */
-  droppedFrames = 0;
+  private droppedFrames = 0;
   /** When the client was last told it is rate-limited (told at most once a second). */
-  rateNoticeAt = -Infinity;
+  private rateNoticeAt = -Infinity;
   /** Set once the server started closing this connection. */
-  closing: Promise<void> | null = null;
+  private closing: Promise<void> | null = null;
   private snapshotBytes = 0;
   /** Whether snapshots go to this socket deflated (known from the handshake). */
   private readonly deflates: boolean;
@@ -64,7 +65,17 @@ export class ClientConnection {
   }
 
   get isStale(): boolean {
-    return this.staleSince !== null;
+    return this.staleAt !== null;
+  }
+
+  /** When the client fell behind, or null while it keeps up. */
+  get staleSince(): number | null {
+    return this.staleAt;
+  }
+
+  /** The version of the last frame this client was sent. */
+  get sentVersion(): number {
+    return this.lastSentVersion;
   }
 
   get bufferedAmount(): number {
@@ -76,12 +87,12 @@ export class ClientConnection {
    * the bound, in which case the client becomes stale. Returns whether the frame was sent.
    */
   send(frame: WireFrame): boolean {
-    if (this.staleSince !== null || !this.isOpen) return false;
+    if (this.staleAt !== null || !this.isOpen) return false;
     if (this.socket.bufferedAmount + frame.bytes.length > this.options.bufferLimit + this.snapshotBytes) {
-      this.staleSince = this.options.now();
+      this.staleAt = this.options.now();
       return false;
     }
-    this.sentVersion = frame.version;
+    this.lastSentVersion = frame.version;
     this.raw.write(frame.bytes);
     return true;
   }
@@ -89,25 +100,84 @@ export class ClientConnection {
   /** Sends an init or full_state, whatever is buffered: it replaces everything the client missed. */
   sendSnapshot(frame: Frame, onWritten?: () => void): void {
     if (!this.isOpen) return;
-    this.staleSince = null;
+    this.staleAt = null;
     const compressed = this.deflates && frame.data.length >= DEFLATE_MIN_BYTES;
     const payload = compressed ? deflatedPayload(frame, this.options.onDeflate) : frame.data;
     // The snapshot is shared memory (one buffer for every client), so it does not count against
     // this client's own bound.
     this.snapshotBytes = payload.length;
-    this.sentVersion = frame.version;
+    this.lastSentVersion = frame.version;
     writeSnapshotFrame(this.raw, payload, compressed, onWritten);
   }
 
-  /** Takes one token for an inbound frame; false when the client is over its rate. */
-  takeToken(): boolean {
+  /**
+   * Answers a get_state with one full state taken when it is sent, unless one is already
+   * scheduled or on its way (requests coalesce); a stale client gets its full state when it
+   * drains instead. `onSend` is told each time one is sent.
+   */
+  requestFullState(snapshot: () => Frame, onSend: () => void): void {
+    if (this.fullStatePending) return;
+    this.fullStatePending = true;
+    setImmediate(() => {
+      if (this.isStale || !this.isOpen) {
+        this.fullStatePending = false;
+        return;
+      }
+      onSend();
+      this.sendSnapshot(snapshot(), () => {
+        this.fullStatePending = false;
+      });
+    });
+  }
+
+  /**
+   * What to do with an inbound frame, by the client's rate (a token bucket of two seconds'
+   * worth): `accept` it; `drop` it silently; drop it and `notify` the client (at most once a
+   * second, so a flood cannot make the server flood back); or `close` the connection once it
+   * has sent ten seconds' worth of frames beyond its rate.
+   */
+  admitFrame(): 'accept' | 'drop' | 'notify' | 'close' {
     const now = this.options.now();
     const rate = this.options.messagesPerSecond;
     this.tokens = Math.min(rate * 2, this.tokens + ((now - this.tokensAt) / 1000) * rate);
     this.tokensAt = now;
-    if (this.tokens < 1) return false;
-    this.tokens -= 1;
+    if (this.tokens >= 1) {
+      this.tokens -= 1;
+      return 'accept';
+    }
+    this.droppedFrames++;
+    if (this.droppedFrames > rate * 10) return 'close';
+    if (now - this.rateNoticeAt < 1000) return 'drop';
+    this.rateNoticeAt = now;
+    return 'notify';
+  }
+
+  /** The client answered a ping. */
+  pong(): void {
+    this.alive = true;
+  }
+
+  /** Pings the client; false (and no ping) when it never answered the previous one: it is dead. */
+  ping(): boolean {
+    if (!this.alive) return false;
+    this.alive = false;
+    this.socket.ping();
     return true;
+  }
+
+  /** Starts the close handshake and destroys the socket if it does not finish within `graceMs`. Idempotent. */
+  close(code: number, reason: string, graceMs: number): Promise<void> {
+    const ws = this.socket;
+    this.closing ??= new Promise<void>((resolve) => {
+      if (ws.readyState === ws.CLOSED) return resolve();
+      const timer = setTimeout(() => ws.terminate(), graceMs).unref();
+      ws.once('close', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      ws.close(code, reason);
+    });
+    return this.closing;
   }
 
   /**
