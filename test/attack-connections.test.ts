@@ -145,7 +145,7 @@ describe('one address cannot take every descriptor', () => {
   it('exempts trusted proxies from the per-address cap: everyone behind them shares their address', async () => {
     const server = await serverProcess({ NIXFLEET_MAX_CONNECTIONS_PER_ADDRESS: '64', NIXFLEET_TRUSTED_PROXIES: ATTACKER });
     const attack = await flood(server.url, 200);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // none of them is shed meanwhile
     expect(attack.sockets.size).toBe(200);
     const other = await flood(server.url, 100, VICTIM);
     await until('the untrusted address to be capped', () => other.sockets.size <= 64, 5000);

@@ -192,7 +192,7 @@ describe('dashboard under faults', () => {
     });
     proxy.stall(); // what a frozen tab misses: nothing reaches it
     await api(fleet.server.url, fleet.server.token).addHost('missed-while-hidden');
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // long enough to have shown it, were the link up
     expect((await shown(page)).hosts).not.toContain('missed-while-hidden');
     proxy.resume();
     // Pretend the tab was hidden for longer than a beacon interval.

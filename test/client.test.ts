@@ -228,7 +228,7 @@ describe('StateSync', () => {
       sync.close();
       expect(sync.status).toEqual({ status: 'offline', reason: 'closed' });
       await api(server.url, server.token).addHost('after-close');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await new Promise((resolve) => setTimeout(resolve, 300)); // nothing reaches a closed client
       expect(events).toBe(0);
       expect(proxy.links.size).toBe(0);
     });
@@ -343,9 +343,9 @@ describe('StateSync in Node', () => {
     defer(() => process.off('uncaughtException', onError));
     const sync = new StateSync({ url: `ws://127.0.0.1:${(silent.address() as AddressInfo).port}/ws`, WebSocket: WebSocket as unknown as WebSocketConstructorLike, page: null });
     sync.start();
-    await new Promise((resolve) => setTimeout(resolve, 50));
+    await new Promise((resolve) => setTimeout(resolve, 50)); // the socket is connecting, never opened
     sync.close();
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // no late error surfaces
     expect(errors).toEqual([]);
   });
 });

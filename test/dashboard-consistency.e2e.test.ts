@@ -49,11 +49,11 @@ describe('the dashboard under mixed changes', () => {
         }
       }),
       (async () => {
-        await new Promise((resolve) => setTimeout(resolve, 30));
+        await new Promise((resolve) => setTimeout(resolve, 30)); // in the middle of the burst
         expect((await http.delete('/api/hosts/c-5')).status).toBe(200);
         await http.addHost('c-12', { status: 'online', last_seen: new Date().toISOString() });
         expect((await http.patch('/api/hosts/c-7', { hostname: 'c-7-renamed' })).status).toBe(200);
-        // Renamed after the last addition or removal: published in place, not by a rebuild.
+        // Renamed after the last addition or removal, in a later frame: published in place, not by a rebuild.
         await new Promise((resolve) => setTimeout(resolve, 100));
         expect((await http.patch('/api/hosts/c-2', { hostname: 'c-2-renamed' })).status).toBe(200);
       })(),

@@ -153,7 +153,7 @@ describe('deflated snapshots', () => {
     const clients: SyncRecorder[] = [];
     for (let round = 0; round < 10; round++) {
       clients.push(...(await Promise.all(Array.from({ length: 5 }, () => recorder()))));
-      await new Promise((resolve) => setTimeout(resolve, 10));
+      await new Promise((resolve) => setTimeout(resolve, 10)); // joins spread over the writes
     }
     writing = false;
     await writer;

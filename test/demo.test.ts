@@ -45,12 +45,11 @@ describe('FleetSimulator', () => {
     await sim.start();
     expect((await fullState(server)).payload.hosts).toHaveLength(6);
 
-    await sleep(3000);
-    // What the fleet must have shown by now (at 10x, 3 s are 30 simulated seconds).
+    // What the fleet shows within seconds at 10x (a few simulated minutes).
     const lively = (state: FullState) =>
       state.commands.some((c) => c.status !== 'running' && c.status !== 'cancelled' && c.output_size > 0) &&
       state.events.some((e) => e.category === 'command');
-    await until('a finished command', async () => lively((await fullState(server)).payload), 5000, 100);
+    await until('a finished command', async () => lively((await fullState(server)).payload), 8000, 100);
 
     const stopping = sim.stop();
     expect(sim.stop()).toBe(stopping);
@@ -114,7 +113,7 @@ describe('FleetSimulator', () => {
     const first = await startTestServer({ dataDir });
     const sim1 = new FleetSimulator({ baseUrl: first.url, token: first.token, hosts: 4, speed: 10, random: seededRandom(1) });
     await sim1.start();
-    await sleep(300);
+    await sleep(300); // let it start some work, which the next run must find and cancel
     await sim1.stop();
     const before = (await fullState(first)).payload.hosts;
     expect(before.map((h) => h.id)).toEqual(['web-01', 'web-02', 'db-01', 'build-01']);
@@ -188,7 +187,7 @@ describe('FleetSimulator', () => {
     await sim.start();
     // 409 while web-02 runs a command: try again, as a user would.
     await until('web-02 removed', async () => (await http.delete('/api/hosts/web-02')).status === 200, 3000, 100);
-    await sleep(1000); // four heartbeat intervals at 20x
+    await sleep(1000); // nothing brings it back within four heartbeat intervals at 20x
     expect((await fullState(server)).payload.hosts.map((h) => h.id)).toEqual(['web-01']);
     await sim.stop();
   });
@@ -198,7 +197,7 @@ describe('FleetSimulator', () => {
     const sim = new FleetSimulator({ baseUrl: server.url, token: server.token, hosts: 2, speed: 20, random: seededRandom(3) });
     await sim.start();
     await server.dispose();
-    await sleep(500);
+    await sleep(500); // let its requests meet the closed server for a while
     await sim.stop();
     expect(sim.activity).toEqual({ timers: 0, requests: 0, tasks: 0 });
   });

@@ -5,6 +5,7 @@ import { toFullState } from '../src/protocol/index.js';
 import { api } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { until } from './support/until.js';
 
 let server: TestServer;
 const recorders: SyncRecorder[] = [];
@@ -62,7 +63,7 @@ describe('init', () => {
     const joined: SyncRecorder[] = [];
     for (let i = 0; i < 20; i++) {
       joined.push(await connect());
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 5)); // spread the joins over the writes
     }
     await load;
     const finalVersion = server.manager.version;
@@ -170,7 +171,8 @@ describe('get_state', () => {
     await Promise.all(clients.map((c) => c.waitForVersion(1)));
     const encodingsBefore = server.manager.stats.fullStateEncodings;
     for (const client of clients) for (let i = 0; i < 50; i++) client.send({ type: 'get_state' });
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await until('every client answered', () => clients.every((c) => c.messages('full_state').length >= 1));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // and no flood of answers follows
     for (const client of clients) {
       const answers = client.messages('full_state').length;
       expect(answers).toBeGreaterThanOrEqual(1);
@@ -190,7 +192,7 @@ describe('liveness', () => {
     await dead.waitForClose(2000);
     expect(dead.closeCode).toBe(1006);
     expect(server.hub.stats.reaped).toBe(1);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // three more ping rounds: the live one stays
     expect(alive.closeCode).toBeNull();
     expect(server.hub.clientCount).toBe(1);
   });
@@ -311,7 +313,7 @@ describe('bad input on the socket', () => {
     const bystander = await connect();
     for (let i = 0; i < 60; i++) client.send('{"type":"nope"}');
     await client.waitFor(() => client.messages('error').some((e) => e.code === 'rate_limited'));
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await new Promise((resolve) => setTimeout(resolve, 100)); // no second notice arrives within the second
     const codes = client.messages('error').map((e) => e.code);
     expect(codes.filter((c) => c === 'unknown_type').length).toBeLessThanOrEqual(21);
     expect(codes.filter((c) => c === 'rate_limited')).toHaveLength(1);

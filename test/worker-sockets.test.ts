@@ -102,7 +102,7 @@ describe('WorkerSockets', () => {
     const started = Date.now();
     for (let i = 0; i < 100; i++) {
       await s.manager.apply(event(i));
-      await new Promise((resolve) => setTimeout(resolve, 5));
+      await new Promise((resolve) => setTimeout(resolve, 5)); // a paced stream, not one burst
     }
     await converged(sync, s);
     const elapsed = Date.now() - started;
@@ -138,7 +138,7 @@ describe('WorkerSockets', () => {
     await until('the unauthorized close', () => sync.status.reason === 'unauthorized', 3000);
     expect(sync.status.status).toBe('offline');
     expect(sync.state!.hosts.has('last-before-revoke')).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 300));
+    await new Promise((resolve) => setTimeout(resolve, 300)); // no retry comes within several backoffs
     expect(sync.stats.reconnects).toBe(0); // terminal: no retries
   });
 
