@@ -3,6 +3,8 @@
 import './app.css';
 import { render } from 'preact';
 import { useState } from 'preact/hooks';
+import { API, apiPath, type ApiErrorBody } from '../protocol/api.js';
+import type { ApiRequest } from '../protocol/api-schemas.js';
 
 function LoginForm() {
   const [needTotp, setNeedTotp] = useState(false);
@@ -12,17 +14,17 @@ function LoginForm() {
   async function submit(event: Event) {
     event.preventDefault();
     const form = new FormData(event.currentTarget as HTMLFormElement);
-    const body: Record<string, string> = { username: String(form.get('username') ?? ''), password: String(form.get('password') ?? '') };
+    const body: ApiRequest<'login'> = { username: String(form.get('username') ?? ''), password: String(form.get('password') ?? '') };
     if (needTotp) body.totp = String(form.get('totp') ?? '');
     setBusy(true);
     setError('');
     try {
-      const response = await fetch('/api/login', { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), credentials: 'same-origin' });
+      const response = await fetch(apiPath('login'), { method: API.login.method, headers: { 'content-type': 'application/json' }, body: JSON.stringify(body), credentials: 'same-origin' });
       if (response.ok) {
         location.assign('/');
         return;
       }
-      const answer = (await response.json().catch(() => ({}))) as { error?: string; message?: string };
+      const answer = (await response.json().catch(() => ({}))) as Partial<ApiErrorBody>;
       if (answer.error === 'totp_required') setNeedTotp(true);
       setError(answer.message ?? `login failed (${response.status})`);
     } catch {

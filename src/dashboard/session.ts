@@ -1,11 +1,14 @@
 // Who is logged in, and the CSRF token every mutation must carry. Loaded once from /api/me
 // before the dashboard starts; a 401 anywhere (or a socket closed as unauthorized) sends the
 // browser to the login page.
+// (Plain fetch here, not callApi: a missing session is the normal case, not an error.)
 import { computed, signal } from '@preact/signals';
+import { API, apiPath, type ApiResponses } from '../protocol/api.js';
+import type { UserRole } from '../protocol/constants.js';
 
 export interface Me {
   name: string;
-  role: 'viewer' | 'operator' | 'admin';
+  role: UserRole;
 }
 
 export const me = signal<Me | null>(null);
@@ -27,14 +30,14 @@ export function toLogin(): void {
 
 /** Reads the session; resolves false (and leaves for the login page) when there is none. */
 export async function loadSession(): Promise<boolean> {
-  const response = await fetch('/api/me', { credentials: 'same-origin', headers: { accept: 'application/json' } });
+  const response = await fetch(apiPath('me'), { credentials: 'same-origin', headers: { accept: 'application/json' } });
   if (response.status === 401) {
     toLogin();
     return false;
   }
-  const body = (await response.json()) as { user?: Me; csrf_token?: string };
-  me.value = body.user ?? null;
-  csrfToken = body.csrf_token ?? '';
+  const body = (await response.json()) as ApiResponses['me'];
+  me.value = 'user' in body ? body.user : null;
+  csrfToken = 'csrf_token' in body ? body.csrf_token : '';
   return true;
 }
 
@@ -44,7 +47,7 @@ export async function loadSession(): Promise<boolean> {
  */
 export async function probeSession(): Promise<void> {
   try {
-    const response = await fetch('/api/me', { credentials: 'same-origin' });
+    const response = await fetch(apiPath('me'), { credentials: 'same-origin' });
     if (response.status === 401) toLogin();
   } catch {
     // the server is unreachable: the reconnect loop handles that
@@ -52,6 +55,6 @@ export async function probeSession(): Promise<void> {
 }
 
 export async function logout(): Promise<void> {
-  await fetch('/api/logout', { method: 'POST', credentials: 'same-origin', headers: { 'content-type': 'application/json', ...csrfHeader() }, body: '{}' }).catch(() => {});
+  await fetch(apiPath('logout'), { method: API.logout.method, credentials: 'same-origin', headers: { 'content-type': 'application/json', ...csrfHeader() }, body: '{}' }).catch(() => {});
   toLogin();
 }

@@ -1,7 +1,10 @@
 // The demo fleet's host profiles: names, platforms and hardware, derived from the host's index
 // alone so a second run on the same store yields the same hosts (and reuses them).
 
-export type HostType = 'nixos' | 'macos';
+import type { HOST_TYPES } from '../protocol/constants.js';
+
+/** The platforms the demo simulates, of the protocol's host types. */
+export type HostType = Extract<(typeof HOST_TYPES)[number], 'nixos' | 'macos'>;
 
 export interface HostProfile {
   /** Host id and hostname, e.g. `web-01`. */

@@ -1,4 +1,7 @@
-// The shared protocol: entity and change schemas, the fleet-state reducer and the wire frames.
+// The shared protocol: entity and change schemas, the fleet-state reducer, the wire frames, the
+// name rules and the HTTP API contract.
 export * from './schema.js';
 export * from './fleet-state.js';
 export * from './messages.js';
+export * from './api.js';
+export * from './api-schemas.js';
