@@ -95,12 +95,15 @@ describe('OutputIntake', () => {
 });
 
 describe('prefixWithin', () => {
-  it('cuts UTF-8 between characters, never inside one', () => {
-    expect(prefixWithin('aé✓😀', 1)).toBe('a');
-    expect(prefixWithin('aé✓😀', 2)).toBe('a');
-    expect(prefixWithin('aé✓😀', 3)).toBe('aé');
-    expect(prefixWithin('aé✓😀', 9)).toBe('aé✓');
-    expect(prefixWithin('aé✓😀', 10)).toBe('aé✓😀');
-    expect(prefixWithin('abc', 0)).toBe('');
+  // 'aé✓😀' is 1 + 2 + 3 + 4 bytes of UTF-8.
+  it.each([
+    [1, 'a'],
+    [2, 'a'],
+    [3, 'aé'],
+    [9, 'aé✓'],
+    [10, 'aé✓😀'],
+    [0, ''],
+  ])('cuts UTF-8 between characters, never inside one: %i bytes keep %j', (bytes, kept) => {
+    expect(prefixWithin('aé✓😀', bytes)).toBe(kept);
   });
 });

@@ -10,6 +10,7 @@ import { plural } from '../format.js';
 import { checkDisplayName, checkHostname } from '../name-check.js';
 import { opDialog, pipelineDialog, selection, setSelection } from '../ui.js';
 import { Modal } from './Modal.js';
+import { Options } from './Options.js';
 
 const DANGEROUS: ReadonlySet<Op> = new Set(['stop', 'reboot', 'rollback']);
 
@@ -34,11 +35,7 @@ export function AddHostForm() {
       <label class="field">
         <span class="visually-hidden">Host type</span>
         <select name="host_type" value={type} onChange={(e) => setType(e.currentTarget.value as typeof type)}>
-          {HOST_TYPES.map((t) => (
-            <option key={t} value={t}>
-              {t}
-            </option>
-          ))}
+          <Options values={HOST_TYPES} />
         </select>
       </label>
       <button type="submit" class="button primary" disabled={busy || hostname.trim() === ''}>

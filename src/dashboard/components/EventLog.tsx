@@ -6,6 +6,7 @@ import type { EventLogEntry } from '../../protocol/schema.js';
 import { useStore } from '../context.js';
 import { formatFull, formatWhen } from '../time.js';
 import { Badge } from './Badge.js';
+import { Options } from './Options.js';
 
 const EventRow = memo(function EventRow({ event }: { event: EventLogEntry }) {
   const details = event.details ? Object.entries(event.details).map(([k, v]) => `${k}=${String(v)}`).join('  ') : '';
@@ -48,22 +49,14 @@ export function EventLog() {
           <span>Level</span>
           <select value={level.value} onChange={(e) => (level.value = e.currentTarget.value)}>
             <option value="">all</option>
-            {EVENT_LEVELS.map((l) => (
-              <option key={l} value={l}>
-                {l}
-              </option>
-            ))}
+            <Options values={EVENT_LEVELS} />
           </select>
         </label>
         <label class="field">
           <span>Host</span>
           <select value={host.value} onChange={(e) => (host.value = e.currentTarget.value)}>
             <option value="">all</option>
-            {options.map((id) => (
-              <option key={id} value={id}>
-                {id}
-              </option>
-            ))}
+            <Options values={options} />
           </select>
         </label>
         <span class="muted num filter-count">

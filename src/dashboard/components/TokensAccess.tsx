@@ -8,6 +8,7 @@ import { callApi } from '../api.js';
 import { useStore } from '../context.js';
 import { checkDisplayName } from '../name-check.js';
 import type { Secret } from './AccessPanel.js';
+import { Options } from './Options.js';
 
 export function TokensAccess({ showSecret }: { showSecret: (secret: Secret) => void }) {
   const store = useStore();
@@ -60,7 +61,7 @@ export function TokensAccess({ showSecret }: { showSecret: (secret: Secret) => v
       </table>
       <form class="access-form" onSubmit={createToken} aria-label="Create an API token">
         <label class="field stacked">Name<input type="text" name="name" required maxLength={100} autoComplete="off" onInput={checkDisplayName} /></label>
-        <label class="field stacked">Role<select name="role">{TOKEN_ROLES.map((r) => <option key={r} value={r}>{r}</option>)}</select></label>
+        <label class="field stacked">Role<select name="role"><Options values={TOKEN_ROLES} /></select></label>
         <label class="field stacked">Host (agents)<select name="host_id">{[...hostnames].map(([id, name]) => <option key={id} value={id}>{name}</option>)}</select></label>
         <button type="submit" class="button">Create token</button>
       </form>

@@ -8,6 +8,7 @@ import { callApi } from '../api.js';
 import { checkUserName } from '../name-check.js';
 import { me } from '../session.js';
 import type { Secret } from './AccessPanel.js';
+import { Options } from './Options.js';
 
 interface TotpChange {
   user: string;
@@ -74,7 +75,7 @@ export function UsersAccess({ showSecret }: { showSecret: (secret: Secret) => vo
               <td>{u.name}</td>
               <td>
                 <select aria-label={`Role of ${u.name}`} value={u.role} disabled={u.name === self} onChange={(e) => void setRole(u.name, e.currentTarget.value)}>
-                  {USER_ROLES.map((r) => <option key={r} value={r}>{r}</option>)}
+                  <Options values={USER_ROLES} />
                 </select>
               </td>
               <td>
@@ -96,7 +97,7 @@ export function UsersAccess({ showSecret }: { showSecret: (secret: Secret) => vo
       </table>
       <form class="access-form" onSubmit={addUser} aria-label="Add a user">
         <label class="field stacked">Name<input type="text" name="name" required maxLength={64} autoComplete="off" onInput={checkUserName} /></label>
-        <label class="field stacked">Role<select name="role">{USER_ROLES.map((r) => <option key={r} value={r}>{r}</option>)}</select></label>
+        <label class="field stacked">Role<select name="role"><Options values={USER_ROLES} /></select></label>
         <label class="field stacked">Password (12+)<input type="password" name="password" required minLength={12} autoComplete="new-password" /></label>
         <button type="submit" class="button">Add user</button>
       </form>
