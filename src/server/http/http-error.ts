@@ -2,6 +2,7 @@
 // client can cause becomes an HttpError with a stable code; anything else is a 500.
 import type { ServerResponse } from 'node:http';
 import type { z } from 'zod';
+import type { ApiErrorCode } from '../../protocol/api.js';
 import { AuthError, type AuthErrorCode } from '../auth/auth-service.js';
 import { OutputRateLimitedError } from '../output-intake.js';
 import { ChangeRejectedError } from '../state-manager.js';
@@ -10,7 +11,8 @@ import { StoreError } from '../store/store.js';
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    /** One of the API's documented error codes (src/protocol/api.ts). */
+    readonly code: ApiErrorCode,
     message: string,
     readonly headers: Record<string, string> = {},
   ) {
