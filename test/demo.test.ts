@@ -45,11 +45,14 @@ describe('FleetSimulator', () => {
     await sim.start();
     expect((await fullState(server)).payload.hosts).toHaveLength(6);
 
-    // What the fleet shows within seconds at 10x (a few simulated minutes).
+    // What the fleet shows within seconds at 10x (a few simulated minutes): commands that ran
+    // to their end, with their events, and heartbeats after registration.
     const lively = (state: FullState) =>
       state.commands.some((c) => c.status !== 'running' && c.status !== 'cancelled' && c.output_size > 0) &&
-      state.events.some((e) => e.category === 'command');
-    await until('a finished command', async () => lively((await fullState(server)).payload), 8000, 100);
+      state.events.filter((e) => e.category === 'command').length >= 2 &&
+      state.events.some((e) => e.category === 'command' && /succeeded|failed|timed out/.test(e.message)) &&
+      state.hosts.some((h) => h.last_seen !== null && Date.parse(h.last_seen) > started + 500);
+    await until('a lively fleet', async () => lively((await fullState(server)).payload), 15_000, 100);
 
     const stopping = sim.stop();
     expect(sim.stop()).toBe(stopping);
