@@ -7,6 +7,7 @@
 import type { Change } from '../protocol/index.js';
 import { isTerminalCommandStatus } from '../protocol/index.js';
 import type { StateManager } from './state-manager.js';
+import { TokenBucket } from './token-bucket.js';
 
 export interface OutputIntakeOptions {
   /** Bytes (UTF-8) of output kept per command; the rest is dropped after a marker line. */
@@ -44,11 +45,6 @@ interface Ledger {
   pending: number;
 }
 
-interface Bucket {
-  tokens: number;
-  at: number;
-}
-
 /** Writers remembered at once; idle ones (full buckets) are forgotten first. */
 const MAX_WRITERS = 10_000;
 
@@ -58,7 +54,7 @@ export function cutMarker(maxBytes: number): string {
 
 export class OutputIntake {
   private readonly ledgers = new Map<string, Ledger>();
-  private readonly buckets = new Map<string, Bucket>();
+  private readonly buckets = new Map<string, TokenBucket>();
   private readonly now: () => number;
   /** A burst of two seconds' worth, and never less than one full request body. */
   private readonly capacity: number;
@@ -139,26 +135,19 @@ export class OutputIntake {
 
   /** A token bucket per writer: refuses without taking anything when the chunk does not fit. */
   private take(writer: string, bytes: number): void {
-    const now = this.now();
-    const rate = this.options.bytesPerSecond;
-    const bucket = this.buckets.get(writer) ?? { tokens: this.capacity, at: now };
-    bucket.tokens = Math.min(this.capacity, bucket.tokens + ((now - bucket.at) * rate) / 1000);
-    bucket.at = now;
-    if (bucket.tokens < bytes) {
-      this.remember(writer, bucket);
-      throw new OutputRateLimitedError(Math.ceil(((bytes - bucket.tokens) / rate) * 1000), rate);
+    let bucket = this.buckets.get(writer);
+    if (!bucket) {
+      bucket = new TokenBucket(this.capacity, this.options.bytesPerSecond, this.now);
+      this.buckets.set(writer, bucket);
+      this.forgetIdleWriters();
     }
-    bucket.tokens -= bytes;
-    this.remember(writer, bucket);
+    const waitMs = bucket.take(bytes);
+    if (waitMs > 0) throw new OutputRateLimitedError(waitMs, this.options.bytesPerSecond);
   }
 
-  private remember(writer: string, bucket: Bucket): void {
-    this.buckets.set(writer, bucket);
+  private forgetIdleWriters(): void {
     if (this.buckets.size <= MAX_WRITERS) return;
-    const now = this.now();
-    for (const [key, b] of this.buckets) {
-      if (b.tokens + ((now - b.at) * this.options.bytesPerSecond) / 1000 >= this.capacity) this.buckets.delete(key);
-    }
+    for (const [key, bucket] of this.buckets) if (bucket.full) this.buckets.delete(key);
     // All busy: forget the oldest, which at worst gives one writer a fresh burst.
     if (this.buckets.size > MAX_WRITERS) this.buckets.delete(this.buckets.keys().next().value!);
   }

@@ -227,10 +227,7 @@ export class AuthService {
     if (!user || !passwordOk || user.passwordHash !== known?.passwordHash || (codeCheck && !codeCheck.ok)) {
       throw new AuthError('reauthentication_failed', options.code ? 'your password or authenticator code is wrong; nothing was changed' : 'your password is wrong; nothing was changed');
     }
-    if (codeCheck?.ok) {
-      this.users.set(account, { ...user, totpLastStep: codeCheck.step });
-      if (!(await this.store.claimTotpStep(user.name, codeCheck.step))) throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
-    }
+    if (codeCheck?.ok) await this.useTotpStep(user, codeCheck.step);
     reservation.attempt.succeeded();
   }
 
@@ -284,13 +281,8 @@ export class AuthService {
     if (codeCheck) {
       // The password was right and the code is one the user really had: saying it was used
       // already tells an attacker nothing they could not see.
-      if (!codeCheck.ok) throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
-      // Marked used in memory in the same step as the check (no await between), then claimed in
-      // the store, atomically, against every other instance.
-      this.users.set(account, { ...user, totpLastStep: codeCheck.step });
-      if (!(await this.store.claimTotpStep(user.name, codeCheck.step))) {
-        throw new AuthError('totp_reused', 'this code was already used; wait for the next one');
-      }
+      if (!codeCheck.ok) throw totpReused();
+      await this.useTotpStep(user, codeCheck.step);
     }
     attempt.succeeded();
     // Always a fresh id: a session id planted before login (fixation) is never promoted.
@@ -453,6 +445,15 @@ export class AuthService {
   }
 
   /**
+   * Marks a TOTP step used: in memory in the same step as the caller's check (no await between),
+   * then claimed in the store, atomically, against every other instance.
+   */
+  private async useTotpStep(user: UserRecord, step: number): Promise<void> {
+    this.users.set(user.name.toLowerCase(), { ...user, totpLastStep: step });
+    if (!(await this.store.claimTotpStep(user.name, step))) throw totpReused();
+  }
+
+  /**
    * Checks a password against the user's hash, or a dummy one for an unknown user (so timing
    * does not tell which names exist). A busy KDF gives the attempt back: nothing was evaluated.
    */
@@ -472,6 +473,10 @@ export class AuthService {
       throw error;
     });
   }
+}
+
+function totpReused(): AuthError {
+  return new AuthError('totp_reused', 'this code was already used; wait for the next one');
 }
 
 function rateLimited(refusal: LoginRefusal): AuthError {

@@ -7,7 +7,7 @@
 import type { ServerResponse } from 'node:http';
 import { setImmediate } from 'node:timers/promises';
 import { isId } from '../../protocol/schema.js';
-import { actorOf } from '../auth/roles.js';
+import { actorOf, type Principal } from '../auth/roles.js';
 import { commandStarted, defaultActionContext, eventLogged, hostAdded, iso, pipelineStarted, type ActionContext } from '../fleet-actions.js';
 import type { OutputIntake } from '../output-intake.js';
 import type { StateManager } from '../state-manager.js';
@@ -114,7 +114,7 @@ function drained(res: ServerResponse): Promise<void> {
 }
 
 /** Whose output budget a request spends: its token, or its user (every session of theirs). */
-function writerOf(principal: NonNullable<Parameters<typeof actorOf>[0]>): string {
+function writerOf(principal: Principal): string {
   return principal.kind === 'token' ? `token:${principal.tokenId}` : `user:${principal.user.toLowerCase()}`;
 }
 

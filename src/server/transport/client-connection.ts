@@ -8,6 +8,7 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/roles.js';
 import { acceptsDeflatedSnapshot, DEFLATE_MIN_BYTES, deflatedPayload } from './deflated-snapshot.js';
 import type { Frame } from '../state-manager.js';
+import { TokenBucket } from '../token-bucket.js';
 import { writeSnapshotFrame, type WireFrame } from './wire-frames.js';
 
 export interface ClientConnectionOptions {
@@ -45,8 +46,8 @@ export class ClientConnection {
   private readonly deflates: boolean;
   /** The TCP socket under the WebSocket, where prepared frames are written. */
   private readonly raw: Socket;
-  private tokens: number;
-  private tokensAt: number;
+  /** Inbound frames: two seconds' worth at the client's rate. */
+  private readonly inbound: TokenBucket;
 
   constructor(
     readonly socket: WebSocket,
@@ -54,8 +55,7 @@ export class ClientConnection {
     /** Who opened this socket; null when the hub runs without access control. */
     readonly principal: Principal | null = null,
   ) {
-    this.tokens = options.messagesPerSecond * 2;
-    this.tokensAt = options.now();
+    this.inbound = new TokenBucket(options.messagesPerSecond * 2, options.messagesPerSecond, options.now);
     this.deflates = options.deflateSnapshots === true && acceptsDeflatedSnapshot(socket);
     this.raw = rawSocket(socket);
   }
@@ -137,16 +137,10 @@ export class ClientConnection {
    * has sent ten seconds' worth of frames beyond its rate.
    */
   admitFrame(): 'accept' | 'drop' | 'notify' | 'close' {
+    if (this.inbound.take() === 0) return 'accept';
     const now = this.options.now();
-    const rate = this.options.messagesPerSecond;
-    this.tokens = Math.min(rate * 2, this.tokens + ((now - this.tokensAt) / 1000) * rate);
-    this.tokensAt = now;
-    if (this.tokens >= 1) {
-      this.tokens -= 1;
-      return 'accept';
-    }
     this.droppedFrames++;
-    if (this.droppedFrames > rate * 10) return 'close';
+    if (this.droppedFrames > this.options.messagesPerSecond * 10) return 'close';
     if (now - this.rateNoticeAt < 1000) return 'drop';
     this.rateNoticeAt = now;
     return 'notify';
