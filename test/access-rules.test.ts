@@ -6,6 +6,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Access } from '../src/protocol/api.js';
 import { cleanupAfterEach } from './support/cleanups.js';
+import { withAgents } from './support/go-agent.js';
 import { api, request } from './support/http.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
 
@@ -62,6 +63,7 @@ async function fleet(): Promise<{ s: TestServer; ids: Record<string, string>; vi
   const admin = api(s.url, s.token);
   await admin.addHost('web-1');
   await admin.addHost('web-2');
+  await withAgents(s, ['web-1'], defer);
   const command = (await admin.post('/api/commands', { host_id: 'web-1', op: 'switch' })).body.command.id as string;
   const pipeline = (await admin.post('/api/pipelines', { name: 'p', hosts: ['web-1'], stages: ['pull'] })).body.pipeline.id as string;
   const viewer = (await admin.post('/api/tokens', { name: 'viewer', role: 'viewer' })).body;

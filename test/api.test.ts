@@ -1,9 +1,14 @@
 // The HTTP API over a real socket: every route's success, its errors (400 naming the field,
 // 404, 409, 405, 413, 415), and the promise that nothing invalid reaches the change log.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { cleanupAfterEach } from './support/cleanups.js';
+import { withAgents } from './support/go-agent.js';
 import { api, request } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
+import { until } from './support/until.js';
+
+const defer = cleanupAfterEach();
 
 let server: TestServer;
 let http: ReturnType<typeof api>;
@@ -47,11 +52,14 @@ describe('hosts', () => {
 });
 
 describe('commands', () => {
-  it('runs a command through start, output and finish, one per host at a time', async () => {
+  it('runs a command reported over HTTP through start, output and finish, one per host at a time', async () => {
     await http.addHost('h1');
+    // A command needs a live agent to carry it, even when its output comes over HTTP (a CI job).
+    expect((await http.post('/api/commands', { host_id: 'h1', op: 'switch' })).body.error).toBe('host_offline');
+    const [agent] = await withAgents(server, ['h1'], defer);
     const started = await http.post('/api/commands', { host_id: 'h1', op: 'switch' });
     expect(started.status).toBe(201);
-    expect(started.body.command).toMatchObject({ host_id: 'h1', op: 'switch', status: 'running', exit_code: null, output: '' });
+    expect(started.body.command).toMatchObject({ host_id: 'h1', op: 'switch', status: 'pending', started_at: null, exit_code: null, output: '' });
     const id = started.body.command.id as string;
     expect(server.manager.state.hosts.get('h1')!.pending_command).toBe(id);
 
@@ -64,6 +72,7 @@ describe('commands', () => {
     expect(removeBusy.body.message).toMatch(/busy/);
 
     expect((await http.post(`/api/commands/${id}/output`, { output: 'hello\n' })).status).toBe(200);
+    expect(server.manager.state.commands.get(id)).toMatchObject({ status: 'running' }); // its first output started it
     expect((await http.post(`/api/commands/${id}/output`, { output: 'world\n' })).status).toBe(200);
     const finished = await http.post(`/api/commands/${id}/finish`, { status: 'error', exit_code: 2 });
     expect(finished.status).toBe(200);
@@ -76,9 +85,11 @@ describe('commands', () => {
     expect((await http.post(`/api/commands/${id}/finish`, { status: 'success', exit_code: 0 })).status).toBe(409);
     expect((await http.get(`/api/commands/${id}/output`)).body).toBe('hello\nworld\n');
     const second = (await http.post('/api/commands', { host_id: 'h1', op: 'pull' })).body.command.id as string;
-    // An operator can give up on a command whose agent went away: it ends cancelled, the host is free.
-    expect((await http.post(`/api/commands/${second}/cancel`)).status).toBe(200);
-    expect(server.manager.state.commands.get(second)).toMatchObject({ status: 'cancelled', exit_code: null });
+    // Cancelling asks the agent to stop (202); it confirms with its status.
+    expect((await http.post(`/api/commands/${second}/cancel`)).status).toBe(202);
+    agent!.status('stopped', 'pull', 130, 'terminated by user');
+    await until('cancelled', () => server.manager.state.commands.get(second)!.status === 'cancelled');
+    expect(server.manager.state.commands.get(second)).toMatchObject({ status: 'cancelled', exit_code: 130 });
     expect(server.manager.state.hosts.get('h1')!.pending_command).toBeNull();
     expect((await http.post(`/api/commands/${second}/cancel`)).status).toBe(409);
   });

@@ -92,7 +92,7 @@ describe('hostnames follow RFC 1123', () => {
     const compartment = { status: 'unknown', message: '', checked_at: null } as const;
     const legacy: Change = {
       type: 'host_added',
-      host: { id: 'legacy', hostname: 'Legacy_Host ✓', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, metrics: null, pending_command: null, compartments: { git: compartment, lock: compartment, system: compartment, tests: compartment }, created_at: '2026-01-01T00:00:00.000Z' },
+      host: { id: 'legacy', hostname: 'Legacy_Host ✓', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, os_version: null, nixpkgs_version: null, metrics: null, pending_command: null, compartments: { git: compartment, lock: compartment, system: compartment, tests: compartment }, created_at: '2026-01-01T00:00:00.000Z' },
     };
     await store.commit([{ version: 1, change: legacy }]);
     await store.close();

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach } from './support/cleanups.js';
+import { GoAgent } from './support/go-agent.js';
 import { api } from './support/http.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
 import { tempDir } from './support/test-server.js';
@@ -33,6 +34,9 @@ async function runningCommand(env: Record<string, string>): Promise<Fleet> {
   const admin = api(server.url, server.token);
   await admin.addHost('web-1');
   const token = await admin.post('/api/tokens', { name: 'agent web-1', role: 'agent', host_id: 'web-1' });
+  const session = await new GoAgent(server.wsUrl, token.body.token, { hostname: 'web-1' }).start();
+  defer(() => session.close());
+  session.keepBeating();
   const command = await admin.post('/api/commands', { host_id: 'web-1', op: 'switch' });
   expect(command.status).toBe(201);
   return { server, dataDir, commandId: command.body.command.id, agent: api(server.url, token.body.token) };

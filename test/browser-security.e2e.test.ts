@@ -6,6 +6,7 @@ import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { totpCode } from '../src/server/auth/totp.js';
 import { launchBrowser, logIn } from './support/browser.js';
+import { goAgentVia } from './support/go-agent.js';
 import { api, type ApiResponse } from './support/http.js';
 import { spawnServer, type ServerProcess } from './support/server-process.js';
 import { tempDir, TEST_ADMIN_PASSWORD } from './support/test-server.js';
@@ -49,6 +50,7 @@ describe('hostile content in the browser', () => {
     expect((await http.post('/api/hosts', { hostname: evilName })).status).toBe(400);
     const host = expectOk(await http.post('/api/hosts', { hostname: 'evil-host' })).body.host.id;
     expectOk(await http.post('/api/events', { level: 'warning', category: 'agent', message: evilName, host_id: host }));
+    await goAgentVia(server, host);
     const command = expectOk(await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id;
     const output = [
       '<script>window.__pwned=2</script>\n',

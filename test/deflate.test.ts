@@ -5,6 +5,7 @@ import { constants, inflateRawSync } from 'node:zlib';
 import { afterEach, describe, expect, it } from 'vitest';
 import type WebSocket from 'ws';
 import type { ServerConfig } from '../src/server/config.js';
+import { withAgents } from './support/go-agent.js';
 import { api } from './support/http.js';
 import { RawWebSocket, type RawFrame } from './support/raw-websocket.js';
 import { SyncRecorder } from './support/sync-recorder.js';
@@ -26,6 +27,12 @@ async function serverWithHosts(hosts: number, overrides: Partial<ServerConfig> =
   const ids: string[] = [];
   for (let i = 0; i < hosts; i++) ids.push(await http.addHost(`host-${i}.fleet.example.org`));
   return ids;
+}
+
+/** A live agent for `host`, so commands can run on it. */
+async function agentFor(host: string): Promise<void> {
+  const [agent] = await withAgents(server, [host], () => {});
+  sockets.push(agent!);
 }
 
 async function raw(extensions?: string): Promise<RawWebSocket> {
@@ -91,6 +98,7 @@ describe('deflated snapshots', () => {
 
   it('frame a plain init over 64 KiB correctly (64-bit length), and the deltas after it', async () => {
     const [host] = await serverWithHosts(1, { deflateSnapshots: false });
+    await agentFor(host!);
     const http = api(server.url, server.token);
     const command = (await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id as string;
     await http.post(`/api/commands/${command}/output`, { output: 'z'.repeat(100_000) });

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { cleanupAfterEach } from './support/cleanups.js';
 import { totpCode } from '../src/server/auth/totp.js';
 import { createLogger } from '../src/server/logger.js';
+import { withAgents } from './support/go-agent.js';
 import { api, logInSession, request, type Session } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, tempDir, TEST_ADMIN_PASSWORD, type TestServer } from './support/test-server.js';
@@ -153,6 +154,7 @@ describe('authorization', () => {
     const s = await server();
     const op = await addUser(s, 'otto', 'operator');
     expect((await request(s.url, 'POST', '/api/hosts', { hostname: 'web-1' }, op.headers)).status).toBe(201);
+    await withAgents(s, ['web-1'], defer);
     expect((await request(s.url, 'POST', '/api/commands', { host_id: 'web-1', op: 'switch' }, op.headers)).status).toBe(201);
     expect((await request(s.url, 'GET', '/api/tokens', undefined, op.headers)).status).toBe(403);
   });
@@ -172,6 +174,7 @@ describe('authorization', () => {
     const mine = await agent.post('/api/events', { level: 'info', category: 'agent', message: 'hi', host_id: 'web-1', actor: 'root' });
     expect(mine.status).toBe(201);
     expect(mine.body.event.actor).toBe('token:agent web-1');
+    await withAgents(s, ['web-2'], defer);
     const other = (await admin.post('/api/commands', { host_id: 'web-2', op: 'switch' })).body.command.id;
     expect((await agent.post(`/api/commands/${other}/output`, { output: 'forged' })).status).toBe(403);
     expect((await agent.post('/api/commands', { host_id: 'web-1', op: 'reboot' })).status).toBe(403);

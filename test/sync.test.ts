@@ -2,6 +2,7 @@
 // get_state, fan-out under concurrent load, and the guarantees each of them carries.
 import { afterEach, describe, expect, it } from 'vitest';
 import { toFullState } from '../src/protocol/index.js';
+import { withAgents } from './support/go-agent.js';
 import { api } from './support/http.js';
 import { SyncRecorder } from './support/sync-recorder.js';
 import { startTestServer, type TestServer } from './support/test-server.js';
@@ -9,6 +10,8 @@ import { until } from './support/until.js';
 
 let server: TestServer;
 const recorders: SyncRecorder[] = [];
+const cleanups: Array<() => unknown> = [];
+const defer = (cleanup: () => unknown) => void cleanups.push(cleanup);
 
 async function connect(options: { deflate?: boolean } = {}): Promise<SyncRecorder> {
   const recorder = await SyncRecorder.connect(server.wsUrl, { headers: server.authHeaders, perMessageDeflate: options.deflate ?? true });
@@ -18,15 +21,17 @@ async function connect(options: { deflate?: boolean } = {}): Promise<SyncRecorde
 
 afterEach(async () => {
   for (const r of recorders.splice(0)) r.close();
+  for (const cleanup of cleanups.splice(0)) await cleanup();
   await server?.dispose();
 });
 
 /** A mixed workload of API calls that all succeed: hosts, commands with output, pipelines, events. */
-async function mixedWorkload(target: { url: string; token: string }, workers: number, rounds: number): Promise<void> {
+async function mixedWorkload(target: TestServer, workers: number, rounds: number): Promise<void> {
   const client = api(target.url, target.token);
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const host = await client.addHost(`load-${w}`);
+      await withAgents(target, [host], defer);
       for (let i = 0; i < rounds; i++) {
         const started = await client.post('/api/commands', { host_id: host, op: 'switch' });
         expect(started.status).toBe(201);
@@ -101,7 +106,9 @@ describe('delta', () => {
     const clients = await Promise.all(Array.from({ length: 5 }, () => connect()));
     await mixedWorkload(server, 6, 10);
     const finalVersion = server.manager.version;
-    expect(finalVersion).toBe(6 + 6 * 10 * 5);
+    // Per worker: its host, its agent's register (host + event); per round: the command (+ its
+    // event), first output (running + progress), host update, finish, event.
+    expect(finalVersion).toBe(6 * 3 + 6 * 10 * 7);
 
     const deltasOf = (c: SyncRecorder) => c.frames.filter((f) => f.message.type === 'delta').map((f) => f.raw);
     for (const client of clients) {
@@ -204,10 +211,11 @@ describe('slow consumers', () => {
     server = await startTestServer({ clientBufferLimit: bufferLimit, slowClientTimeoutMs: 60_000, limits: { events: 100, commands: 50, pipelines: 20, output_tail: 4096 } });
     const http = api(server.url, server.token);
     const host = await http.addHost('chatty');
+    await withAgents(server, [host], defer);
     const command = (await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id as string;
     const slow = await connect();
     const healthy = await connect();
-    await slow.waitForVersion(2);
+    await slow.waitForVersion(server.manager.version);
     (slow.ws as any)._socket.pause();
 
     const chunk = 'x'.repeat(16 * 1024);
@@ -240,12 +248,13 @@ describe('slow consumers', () => {
     server = await startTestServer({ clientBufferLimit: 16 * 1024, slowClientTimeoutMs: 300 });
     const http = api(server.url, server.token);
     const host = await http.addHost('chatty');
+    await withAgents(server, [host], defer);
     const command = (await http.post('/api/commands', { host_id: host, op: 'switch' })).body.command.id as string;
     // No deflate: each time this client drains it gets a full_state, which deflated is a few
     // hundred bytes of this repetitive output, so the loopback buffers would take far longer
     // than the loop below to fill. The bound under test is the same either way.
     const slow = await connect({ deflate: false });
-    await slow.waitForVersion(2);
+    await slow.waitForVersion(server.manager.version);
     (slow.ws as any)._socket.pause();
     // Keep traffic flowing: first the loopback socket buffers (several MiB) fill, then the
     // 16 KiB bound is crossed, and a client stuck past the timeout is closed.

@@ -12,6 +12,8 @@ export function host(i) {
     last_seen: new Date(T0 + i * 1000).toISOString(),
     agent_version: '2.4.1',
     generation: `gen-${1000 + (i % 50)}`,
+    os_version: i % 7 === 0 ? '15.1' : '24.11 (Vicuna)',
+    nixpkgs_version: '24.11.20250101.abcdef0',
     metrics: { cpu: i % 100, ram: (i * 7) % 100, swap: 0, load: (i % 10) / 4 },
     pending_command: null,
     compartments: { git: compartment('ok'), lock: compartment(i % 5 ? 'ok' : 'outdated'), system: compartment('ok'), tests: compartment('unknown') },

@@ -30,6 +30,7 @@ function touched(change: Change): readonly Collection[] {
     case 'command_started':
     case 'command_finished':
       return ['commands', 'hosts'];
+    case 'command_updated':
     case 'command_progress':
       return ['commands'];
     case 'event':

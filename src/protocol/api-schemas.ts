@@ -29,6 +29,8 @@ export const CreateHostBody = z.strictObject({
   last_seen: HostSchema.shape.last_seen.default(null),
   agent_version: HostSchema.shape.agent_version.default(null),
   generation: HostSchema.shape.generation.default(null),
+  os_version: HostSchema.shape.os_version.default(null),
+  nixpkgs_version: HostSchema.shape.nixpkgs_version.default(null),
   metrics: HostSchema.shape.metrics.default(null),
   compartments: CompartmentsSchema.partial().default({}),
 });

@@ -120,7 +120,8 @@ export interface ApiResponses {
   /** `kept`: bytes of the chunk stored; `cut`: the log reached its cap, the rest is dropped. */
   appendOutput: Versioned & { kept: number; cut: boolean };
   finishCommand: Versioned;
-  cancelCommand: Versioned;
+  /** 202: the agent was told to stop; `command_finished` follows when it confirms (or after the grace). */
+  cancelCommand: Versioned & { status: 'stopping' | 'cancelled' };
   /** text/plain, streamed. */
   commandOutput: string;
   createPipeline: Versioned & { pipeline: Pipeline };
@@ -159,6 +160,7 @@ export const API_ERROR_CODES = [
   'not_found',
   'method_not_allowed',
   'conflict',
+  'host_offline',
   'exists',
   'last_admin',
   'weak_password',

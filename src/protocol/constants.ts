@@ -18,6 +18,7 @@ export const CHANGE_TYPES = [
   'host_updated',
   'host_removed',
   'command_started',
+  'command_updated',
   'command_progress',
   'command_finished',
   'event',

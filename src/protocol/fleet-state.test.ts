@@ -83,14 +83,15 @@ const HOST_ID_POOL = ['h0', 'h1', 'h2', 'h3'];
  *  before the rule may hold one); only admission of new changes refuses it. */
 const HOSTNAME_POOL = ['alpha', 'beta.example.org', 'Alpha', 'web-1'];
 
-type HostExtras = Omit<Host, 'id' | 'hostname' | 'pending_command' | 'created_at'>;
+type HostExtras = Omit<Host, 'id' | 'hostname' | 'pending_command' | 'created_at' | 'os_version' | 'nixpkgs_version'>;
 
 type Intent =
   | { kind: 'addHost'; idPick: number; namePick: number; host: HostExtras; created_at: string }
   | { kind: 'updateHost'; pick: number; rename: number | null; fields: Omit<HostFields, 'hostname'> }
   | { kind: 'removeHost'; pick: number }
   | { kind: 'startCommand'; pick: number; op: Command['op']; status: 'pending' | 'running'; pipelinePick: number | null; at: string }
-  | { kind: 'progress'; pick: number; chunk: string }
+  | { kind: 'progress'; pick: number; chunk: string; seq: number | null }
+  | { kind: 'updateCommand'; pick: number; pid: number | null; stopAt: string | null; exitCode: number | null }
   | { kind: 'finishCommand'; pick: number; status: (typeof COMMAND_TERMINAL_STATUSES)[number]; exit_code: number | null; at: string }
   | { kind: 'startPipeline'; hostPicks: number[]; stages: Command['op'][]; name: string; status: 'pending' | 'running'; hostStatus: Pipeline['host_status'][string]; at: string }
   | { kind: 'updatePipeline'; pick: number; stage: number | null; status: 'pending' | 'running' | null; hostStatus: { pick: number; status: Pipeline['host_status'][string] }[] }
@@ -152,7 +153,11 @@ const intent: fc.Arbitrary<Intent> = fc.oneof(
       at: timestamp,
     }),
   },
-  { weight: 6, arbitrary: fc.record({ kind: fc.constant('progress' as const), pick: fc.nat(), chunk: text(12, 1) }) },
+  { weight: 6, arbitrary: fc.record({ kind: fc.constant('progress' as const), pick: fc.nat(), chunk: text(12, 1), seq: orNull(fc.integer({ min: 1, max: 1000 })) }) },
+  {
+    weight: 2,
+    arbitrary: fc.record({ kind: fc.constant('updateCommand' as const), pick: fc.nat(), pid: orNull(fc.nat()), stopAt: orNull(timestamp), exitCode: orNull(fc.integer({ min: -1, max: 255 })) }),
+  },
   {
     weight: 3,
     arbitrary: fc.record({
@@ -233,7 +238,7 @@ function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | null {
       const id = state.hosts.has(pooledId) ? ids.fresh('host') : pooledId;
       const pooledName = pick(HOSTNAME_POOL, it.namePick)!;
       const hostname = hostnameFree(pooledName) ? pooledName : ids.fresh('hostname');
-      return { type: 'host_added', host: { id, hostname, ...it.host, pending_command: null, created_at: it.created_at } };
+      return { type: 'host_added', host: { id, hostname, ...it.host, os_version: null, nixpkgs_version: null, pending_command: null, created_at: it.created_at } };
     }
     case 'updateHost': {
       const host = pick(hosts, it.pick);
@@ -267,12 +272,20 @@ function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | null {
         pipeline_id: pipeline?.id ?? null,
         output: '',
         output_size: 0,
+        pid: null,
+        stop_requested_at: null,
+        output_seq: 0,
       };
       return { type: 'command_started', command };
     }
     case 'progress': {
       const command = pick(commands.filter((c) => !isTerminalCommandStatus(c.status)), it.pick);
-      return command ? { type: 'command_progress', id: command.id, output: it.chunk } : null;
+      return command ? { type: 'command_progress', id: command.id, output: it.chunk, ...(it.seq !== null ? { seq: it.seq } : {}) } : null;
+    }
+    case 'updateCommand': {
+      const command = pick(commands.filter((c) => !isTerminalCommandStatus(c.status)), it.pick);
+      if (!command) return null;
+      return { type: 'command_updated', id: command.id, fields: { status: 'running', pid: it.pid, stop_requested_at: it.stopAt, exit_code: it.exitCode } };
     }
     case 'finishCommand': {
       const command = pick(commands.filter((c) => !isTerminalCommandStatus(c.status)), it.pick);
@@ -634,7 +647,7 @@ describe('applyChange', () => {
 describe('updates from a parsed frame', () => {
   it('never add a key or touch the prototype, whatever the fields object holds', () => {
     const state = emptyState({ events: 10, commands: 10, pipelines: 10, output_tail: 100 });
-    const host = { id: 'h1', hostname: 'h1', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, metrics: null, pending_command: null, compartments: {}, created_at: '2026-01-01T00:00:00.000Z' } as const;
+    const host = { id: 'h1', hostname: 'h1', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, os_version: null, nixpkgs_version: null, metrics: null, pending_command: null, compartments: {}, created_at: '2026-01-01T00:00:00.000Z' } as const;
     applyChange(state, { type: 'host_added', host: structuredClone(host) as never });
     // What a hostile server frame could carry once JSON.parse made it an object.
     const fields = JSON.parse('{"status":"offline","__proto__":{"polluted":true},"injected":1,"compartments":{"__proto__":{"polluted":true}}}');
@@ -701,6 +714,8 @@ function hostWith(id: string, hostname: string): Host {
     last_seen: null,
     agent_version: null,
     generation: null,
+    os_version: null,
+    nixpkgs_version: null,
     metrics: null,
     pending_command: null,
     compartments: { git: unknown, lock: unknown, system: unknown, tests: unknown },
@@ -709,7 +724,7 @@ function hostWith(id: string, hostname: string): Host {
 }
 
 function commandOn(hostId: string, id: string, pipelineId: string | null = null): Command {
-  return { id, host_id: hostId, op: 'switch', status: 'running', created_at: AT, started_at: AT, finished_at: null, exit_code: null, pipeline_id: pipelineId, output: '', output_size: 0 };
+  return { id, host_id: hostId, op: 'switch', status: 'running', created_at: AT, started_at: AT, finished_at: null, exit_code: null, pipeline_id: pipelineId, output: '', output_size: 0, pid: null, stop_requested_at: null, output_seq: 0 };
 }
 
 function pipelineOver(id: string, hosts: string[]): Pipeline {
@@ -879,5 +894,32 @@ describe('tail', () => {
     expect(tail('a😀', 1)).toBe('');
     expect(tail('a😀', 2)).toBe('😀');
     expect(tail('😀b', 2)).toBe('b');
+  });
+});
+
+describe('a log written before agents', () => {
+  it('folds hosts and commands without the agent fields as if they were null (0 for output_seq)', () => {
+    const { os_version: _os, nixpkgs_version: _nix, ...oldHost } = hostWith('h1', 'web-1');
+    const { pid: _pid, stop_requested_at: _stop, output_seq: _seq, ...oldCommand } = commandOn('h1', 'c1');
+    const state = emptyState();
+    applyChange(state, { type: 'host_added', host: oldHost as Host });
+    expect(state.hosts.get('h1')).toEqual(hostWith('h1', 'web-1'));
+    applyChange(state, { type: 'command_started', command: oldCommand as Command });
+    applyChange(state, { type: 'command_progress', id: 'c1', output: 'building\n', seq: 7 });
+    expect(state.commands.get('c1')).toMatchObject({ pid: null, stop_requested_at: null, output_seq: 7 });
+    // A snapshot from before agents reads the same way.
+    const restored = fromFullState({ ...toFullState(emptyState()), hosts: [oldHost as Host], commands: [oldCommand as Command] });
+    expect(restored.hosts.get('h1')).toEqual(hostWith('h1', 'web-1'));
+    expect(restored.commands.get('c1')).toEqual(commandOn('h1', 'c1'));
+  });
+
+  it('command_updated moves a command along and never a finished one', () => {
+    const state = emptyState();
+    applyChange(state, { type: 'host_added', host: hostWith('h1', 'web-1') });
+    applyChange(state, { type: 'command_started', command: { ...commandOn('h1', 'c1'), status: 'pending', started_at: null } });
+    applyChange(state, { type: 'command_updated', id: 'c1', fields: { status: 'running', started_at: AT, pid: 42 } });
+    expect(state.commands.get('c1')).toMatchObject({ status: 'running', started_at: AT, pid: 42 });
+    applyChange(state, { type: 'command_finished', id: 'c1', status: 'success', exit_code: 0, finished_at: AT });
+    expect(checkChange(state, { type: 'command_updated', id: 'c1', fields: { pid: 1 } })?.code).toBe('conflict');
   });
 });

@@ -7,6 +7,21 @@ import { sameName } from './names.js';
 import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline } from './schema.js';
 
 /**
+ * Fields added to an entity after logs were written without them, with the value an old record
+ * means. The fold fills them in, so an old log and a new one read the same way everywhere.
+ */
+const HOST_DEFAULTS = { os_version: null, nixpkgs_version: null } as const;
+const COMMAND_DEFAULTS = { pid: null, stop_requested_at: null, output_seq: 0 } as const;
+
+function withHostDefaults(host: Host): Host {
+  return Object.hasOwn(host, 'os_version') ? host : { ...HOST_DEFAULTS, ...host };
+}
+
+function withCommandDefaults(command: Command): Command {
+  return Object.hasOwn(command, 'output_seq') ? command : { ...COMMAND_DEFAULTS, ...command };
+}
+
+/**
  * The in-memory form of FullState: maps keyed by id (insertion order is the wire order) so an
  * update costs O(1). Entities are never mutated in place: an update replaces the object, so a
  * renderer can compare rows by identity and two states never share a mutable object.
@@ -32,8 +47,8 @@ export function emptyState(limits: Limits = DEFAULT_LIMITS): FleetState {
 
 export function fromFullState(full: FullState): FleetState {
   return {
-    hosts: new Map(full.hosts.map((h) => [h.id, h])),
-    commands: new Map(full.commands.map((c) => [c.id, c])),
+    hosts: new Map(full.hosts.map((h) => [h.id, withHostDefaults(h)])),
+    commands: new Map(full.commands.map((c) => [c.id, withCommandDefaults(c)])),
     pipelines: new Map(full.pipelines.map((p) => [p.id, p])),
     events: [...full.events],
     limits: { ...full.limits },
@@ -97,6 +112,7 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
       if (command.pipeline_id !== null && !state.pipelines.has(command.pipeline_id)) return notFound(`pipeline '${command.pipeline_id}'`);
       return null;
     }
+    case 'command_updated':
     case 'command_progress':
     case 'command_finished': {
       const command = state.commands.get(change.id);
@@ -173,7 +189,7 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
   const copy = owned ? <T>(value: T): T => value : structuredClone;
   switch (change.type) {
     case 'host_added':
-      state.hosts.set(change.host.id, copy(change.host));
+      state.hosts.set(change.host.id, withHostDefaults(copy(change.host)));
       return;
     case 'host_updated': {
       const host = state.hosts.get(change.id);
@@ -184,11 +200,17 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
       state.hosts.delete(change.id);
       return;
     case 'command_started': {
-      const command = copy(change.command);
+      const command = withCommandDefaults(copy(change.command));
       state.commands.set(command.id, command);
       const host = state.hosts.get(command.host_id);
       if (host && !isTerminalCommandStatus(command.status)) state.hosts.set(host.id, { ...host, pending_command: command.id });
       trimTerminal(state.commands, state.limits.commands, (c) => isTerminalCommandStatus(c.status));
+      return;
+    }
+    case 'command_updated': {
+      const command = state.commands.get(change.id);
+      if (!command || isTerminalCommandStatus(command.status)) return;
+      state.commands.set(change.id, withFields(command, change.fields, null, owned));
       return;
     }
     case 'command_progress': {
@@ -198,6 +220,7 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
         ...command,
         output: tail(command.output + change.output, state.limits.output_tail),
         output_size: command.output_size + change.output.length,
+        ...(change.seq !== undefined && change.seq > command.output_seq ? { output_seq: change.seq } : {}),
       });
       return;
     }
@@ -277,7 +300,7 @@ export function tail(text: string, max: number): string {
  * into its own. Only fields the entity already has are taken: an update never adds a key (nor
  * `__proto__`). This runs for every heartbeat, so it avoids rest/spread of the fields object.
  */
-function withFields<T extends object>(entity: T, fields: object, merged: keyof T & string, owned: boolean): T {
+function withFields<T extends object>(entity: T, fields: object, merged: (keyof T & string) | null, owned: boolean): T {
   const updated = { ...entity };
   const target = updated as Record<string, unknown>;
   const source = fields as Record<string, unknown>;

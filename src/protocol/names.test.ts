@@ -35,7 +35,7 @@ describe('isUserName and isDisplayName', () => {
 
 describe('checkAdmission', () => {
   const compartment = { status: 'unknown', message: '', checked_at: null } as const;
-  const host = (id: string, hostname: string): Host => ({ id, hostname, host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, metrics: null, pending_command: null, compartments: { git: compartment, lock: compartment, system: compartment, tests: compartment }, created_at: '2026-01-01T00:00:00.000Z' });
+  const host = (id: string, hostname: string): Host => ({ id, hostname, host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, os_version: null, nixpkgs_version: null, metrics: null, pending_command: null, compartments: { git: compartment, lock: compartment, system: compartment, tests: compartment }, created_at: '2026-01-01T00:00:00.000Z' });
 
   it('refuses a hostname another host holds in another case, where the fold would allow it', () => {
     const state = emptyState();

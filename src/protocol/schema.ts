@@ -71,6 +71,9 @@ export const HostSchema = z.strictObject({
   last_seen: TimestampSchema.nullable(),
   agent_version: ShortText.nullable(),
   generation: ShortText.nullable(),
+  /** What the agent registered with (null: never said). Absent in logs written before agents: read as null. */
+  os_version: ShortText.nullable(),
+  nixpkgs_version: ShortText.nullable(),
   metrics: MetricsSchema.nullable(),
   /** Id of the command running on this host, or null: set and cleared by the command changes. */
   pending_command: IdSchema.nullable(),
@@ -90,6 +93,8 @@ export const HostFieldsSchema = z
     last_seen: HostSchema.shape.last_seen,
     agent_version: HostSchema.shape.agent_version,
     generation: HostSchema.shape.generation,
+    os_version: HostSchema.shape.os_version,
+    nixpkgs_version: HostSchema.shape.nixpkgs_version,
     metrics: HostSchema.shape.metrics,
     compartments: CompartmentsSchema.partial(),
   })
@@ -110,7 +115,29 @@ export const CommandSchema = z.strictObject({
   output: z.string(),
   /** Characters of output received in total, so a client knows when `output` is only a tail. */
   output_size: z.number().int().min(0),
+  /** The process id the agent runs the op as (its process group), once it said so. */
+  pid: z.number().int().min(0).nullable(),
+  /** When an operator asked to stop it; the agent's next `status` ends it `cancelled`. */
+  stop_requested_at: TimestampSchema.nullable(),
+  /** The last output line number (`seq`) stored, for an agent that resends after a reconnect. */
+  output_seq: z.number().int().min(0),
 });
+
+/**
+ * What `command_updated.fields` may carry: the lifecycle steps between `command_started` and
+ * `command_finished` (pending → running, the agent's pid, a stop request, the exit code an
+ * agent reported before it restarts itself after a switch).
+ */
+export const CommandFieldsSchema = z
+  .strictObject({
+    status: z.literal('running'),
+    started_at: TimestampSchema,
+    pid: CommandSchema.shape.pid,
+    stop_requested_at: CommandSchema.shape.stop_requested_at,
+    exit_code: CommandSchema.shape.exit_code,
+  })
+  .partial()
+  .refine((fields) => Object.keys(fields).length > 0, 'must name at least one field');
 
 /**
  * A record whose input may not hold a reserved key. zod's record skips an own `__proto__` key
@@ -188,7 +215,14 @@ export const ChangeSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('host_updated'), id: IdSchema, fields: HostFieldsSchema }),
   z.strictObject({ type: z.literal('host_removed'), id: IdSchema }),
   z.strictObject({ type: z.literal('command_started'), command: CommandSchema }),
-  z.strictObject({ type: z.literal('command_progress'), id: IdSchema, output: z.string().min(1) }),
+  z.strictObject({ type: z.literal('command_updated'), id: IdSchema, fields: CommandFieldsSchema }),
+  z.strictObject({
+    type: z.literal('command_progress'),
+    id: IdSchema,
+    output: z.string().min(1),
+    /** The agent's line number of the last line in `output`, when it numbers them. */
+    seq: z.number().int().min(1).optional(),
+  }),
   z.strictObject({
     type: z.literal('command_finished'),
     id: IdSchema,
@@ -222,6 +256,7 @@ export type Compartments = z.infer<typeof CompartmentsSchema>;
 export type Host = z.infer<typeof HostSchema>;
 export type HostFields = z.infer<typeof HostFieldsSchema>;
 export type Command = z.infer<typeof CommandSchema>;
+export type CommandFields = z.infer<typeof CommandFieldsSchema>;
 export type Pipeline = z.infer<typeof PipelineSchema>;
 export type PipelineFields = z.infer<typeof PipelineFieldsSchema>;
 export type EventLogEntry = z.infer<typeof EventLogEntrySchema>;

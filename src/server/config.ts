@@ -2,6 +2,7 @@
 // with a clear error for each value that makes no sense. Nothing else reads process.env.
 import { readFileSync } from 'node:fs';
 import type { Limits } from '../protocol/schema.js';
+import { DEFAULT_AGENT_POLICY, parseOpTimeouts, type AgentPolicy } from './agents/agent-policy.js';
 
 export type SqliteSynchronous = 'FULL' | 'NORMAL';
 
@@ -67,6 +68,8 @@ export interface ServerConfig {
   adminPassword: string | null;
   /** postgres:// URL: use the shared PostgreSQL store (several instances) instead of SQLite. */
   databaseUrl: string | null;
+  /** How agents are judged: liveness, reconnect windows, stop grace, op timeouts, heartbeat publishing. */
+  agents: AgentPolicy;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -104,6 +107,7 @@ export const DEFAULT_CONFIG: Readonly<ServerConfig> = Object.freeze({
   tlsKeyFile: null,
   adminPassword: null,
   databaseUrl: null,
+  agents: DEFAULT_AGENT_POLICY,
 });
 
 export class ConfigError extends Error {
@@ -165,6 +169,16 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
     tlsKeyFile: read('NIXFLEET_TLS_KEY', d.tlsKeyFile, (s) => s),
     adminPassword: env.NIXFLEET_ADMIN_PASSWORD ? env.NIXFLEET_ADMIN_PASSWORD : null,
     databaseUrl: read('NIXFLEET_DATABASE_URL', d.databaseUrl, parseDatabaseUrl),
+    agents: {
+      ...d.agents,
+      missedHeartbeats: read('NIXFLEET_AGENT_MISSED_HEARTBEATS', d.agents.missedHeartbeats, intIn(1, 100)),
+      reconnectWindowMs: read('NIXFLEET_AGENT_RECONNECT_WINDOW', d.agents.reconnectWindowMs, parseDuration),
+      restartGraceMs: read('NIXFLEET_AGENT_RESTART_GRACE', d.agents.restartGraceMs, parseDuration),
+      stopGraceMs: read('NIXFLEET_CANCEL_GRACE', d.agents.stopGraceMs, parseDuration),
+      metricsPublishMs: read('NIXFLEET_METRICS_PUBLISH_INTERVAL', d.agents.metricsPublishMs, parseDuration),
+      lastSeenPublishMs: read('NIXFLEET_LAST_SEEN_PUBLISH_INTERVAL', d.agents.lastSeenPublishMs, parseDuration),
+      opTimeouts: read('NIXFLEET_OP_TIMEOUTS', d.agents.opTimeouts, (raw) => parseOpTimeouts(raw, parseDuration)),
+    },
   };
   if (config.headersTimeoutMs > config.requestTimeoutMs) {
     throw new ConfigError(`NIXFLEET_HEADERS_TIMEOUT (${config.headersTimeoutMs} ms) must not be longer than NIXFLEET_REQUEST_TIMEOUT (${config.requestTimeoutMs} ms)`);

@@ -33,6 +33,8 @@ export function hostAdded(input: CreateHostInput, ctx: ActionContext): Change & 
     last_seen: input.last_seen,
     agent_version: input.agent_version,
     generation: input.generation,
+    os_version: input.os_version,
+    nixpkgs_version: input.nixpkgs_version,
     metrics: input.metrics,
     pending_command: null,
     compartments,
@@ -41,20 +43,23 @@ export function hostAdded(input: CreateHostInput, ctx: ActionContext): Change & 
   return { type: 'host_added', host };
 }
 
+/** A new command, `pending` until its host's agent starts it (`command_updated` then says `running`). */
 export function commandStarted(input: StartCommandInput, ctx: ActionContext): Change & { type: 'command_started' } {
-  const at = iso(ctx);
   const command: Command = {
     id: ctx.newId('cmd'),
     host_id: input.host_id,
     op: input.op,
-    status: 'running',
-    created_at: at,
-    started_at: at,
+    status: 'pending',
+    created_at: iso(ctx),
+    started_at: null,
     finished_at: null,
     exit_code: null,
     pipeline_id: input.pipeline_id,
     output: '',
     output_size: 0,
+    pid: null,
+    stop_requested_at: null,
+    output_seq: 0,
   };
   return { type: 'command_started', command };
 }

@@ -27,7 +27,7 @@ async function withCommand(): Promise<{ manager: StateManager; commandId: string
   const dataDir = mkdtempSync(join(tmpdir(), 'nixfleet-output-'));
   cleanups.push(() => rmSync(dataDir, { recursive: true, force: true }));
   const manager = await open(dataDir);
-  await manager.apply(hostAdded({ hostname: 'web-1', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, metrics: null, compartments: {} }, defaultActionContext));
+  await manager.apply(hostAdded({ hostname: 'web-1', host_type: 'nixos', status: 'online', last_seen: null, agent_version: null, generation: null, os_version: null, nixpkgs_version: null, metrics: null, compartments: {} }, defaultActionContext));
   const started = commandStarted({ host_id: 'web-1', op: 'switch', pipeline_id: null }, defaultActionContext);
   await manager.apply(started);
   return { manager, commandId: started.command.id, dataDir };

@@ -1,9 +1,10 @@
-// The one door command output comes in by, whatever carries it (the HTTP API; the agent socket
-// will use it too): each writer (a token or a user) may send so many bytes a second, and each
+// The one door command output comes in by, whatever carries it (the HTTP API, the agent socket):
+// each writer over HTTP (a token or a user) may send so many bytes a second, and each
 // command's stored log is cut at a byte cap, with a line in the log saying where, while the
 // command itself goes on. What passes becomes a `command_progress` change. It counts the bytes
 // every command has stored from the committed changes (its own and other instances'), seeded
-// from the store at start for commands that were already running.
+// from the store at start for commands that were already running. Output is the first sign of
+// an agent at work: the first chunk of a `pending` command makes it `running` in the same commit.
 import type { Change } from '../protocol/index.js';
 import { isTerminalCommandStatus } from '../protocol/index.js';
 import type { StateManager } from './state-manager.js';
@@ -89,12 +90,14 @@ export class OutputIntake {
   }
 
   /**
-   * Takes one chunk of a command's output from `writer`. Throws OutputRateLimitedError over the
-   * writer's rate, and whatever `StateManager.apply` throws (unknown or finished command).
+   * Takes one chunk of a command's output from `writer` (null: an agent session, whose lines
+   * are batched and cannot be told to retry; the cap still bounds what it stores). `seq` is the
+   * agent's number of the chunk's last line. Throws OutputRateLimitedError over the writer's
+   * rate, and whatever `StateManager.apply` throws (unknown or finished command).
    */
-  async append(writer: string, commandId: string, output: string): Promise<OutputAccepted> {
+  async append(writer: string | null, commandId: string, output: string, seq?: number): Promise<OutputAccepted> {
     const bytes = Buffer.byteLength(output);
-    this.take(writer, bytes);
+    if (writer !== null) this.take(writer, bytes);
     const command = this.manager.state.commands.get(commandId);
     if (!command || isTerminalCommandStatus(command.status)) {
       // Let the manager refuse it with the right error; nothing to count.
@@ -114,8 +117,11 @@ export class OutputIntake {
     }
     const admitted = Buffer.byteLength(text);
     ledger.pending += admitted;
+    const progress: Change = { type: 'command_progress', id: commandId, output: text, ...(seq !== undefined ? { seq } : {}) };
+    const changes: Change[] =
+      command.status === 'pending' ? [{ type: 'command_updated', id: commandId, fields: { status: 'running', started_at: new Date(this.now()).toISOString() } }, progress] : [progress];
     try {
-      const version = await this.manager.apply({ type: 'command_progress', id: commandId, output: text });
+      const version = await this.manager.applyAll(changes);
       return { version, kept, cut: kept < bytes };
     } finally {
       ledger.pending -= admitted;

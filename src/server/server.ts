@@ -24,6 +24,11 @@ import { openStores } from './store/open-stores.js';
 import type { Store } from './store/store.js';
 import type { AuthStore } from './auth/auth-store.js';
 import { SyncHub } from './transport/sync-hub.js';
+import { AgentHub } from './agents/agent-hub.js';
+import { LocalPresence, type AgentPresence } from './agents/agent-presence.js';
+import { CommandLifecycle } from './agents/command-lifecycle.js';
+import { CommandSupervisor } from './agents/command-supervisor.js';
+import { defaultActionContext } from './fleet-actions.js';
 
 export interface StartOptions {
   logger?: Logger;
@@ -37,12 +42,18 @@ export interface StartOptions {
   actions?: ActionContext;
   /** Directory of the built dashboard. Default: dist/dashboard of this package. */
   dashboardDir?: string;
+  /** Which instance holds each host's agent session; default: this process alone. */
+  presence?: AgentPresence;
 }
 
 export interface NixFleetServer {
   readonly config: ServerConfig;
   readonly manager: StateManager;
   readonly hub: SyncHub;
+  /** The agents' sessions (agent tokens on /ws). */
+  readonly agents: AgentHub;
+  /** Timeouts, stop grace, vanished agents. */
+  readonly supervisor: CommandSupervisor;
   readonly auth: AuthService;
   readonly http: Server;
   /** Every route the front door serves, with its access rule. */
@@ -56,8 +67,16 @@ export interface NixFleetServer {
   close(): Promise<void>;
 }
 
-export async function startServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<NixFleetServer> {
-  const config: ServerConfig = { ...DEFAULT_CONFIG, ...overrides, limits: { ...DEFAULT_CONFIG.limits, ...overrides.limits } };
+/** Settings that differ from the defaults; `limits` and `agents` may name only some of theirs. */
+export type ServerOverrides = Partial<Omit<ServerConfig, 'limits' | 'agents'>> & { limits?: Partial<ServerConfig['limits']>; agents?: Partial<ServerConfig['agents']> };
+
+export async function startServer(overrides: ServerOverrides = {}, options: StartOptions = {}): Promise<NixFleetServer> {
+  const config: ServerConfig = {
+    ...DEFAULT_CONFIG,
+    ...overrides,
+    limits: { ...DEFAULT_CONFIG.limits, ...overrides.limits },
+    agents: { ...DEFAULT_CONFIG.agents, ...overrides.agents },
+  };
   // Outsiders can make the server log (refused connections, aborted uploads): no one message may
   // fill the log.
   const logger = throttledLogger(options.logger ?? silentLogger);
@@ -75,8 +94,14 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
 
   const hub = new SyncHub(manager, { ...config, logger, credentials: auth });
   const output = await OutputIntake.open(manager, { maxBytesPerCommand: config.outputMaxBytes, bytesPerSecond: config.outputBytesPerSecond });
+  const actions = options.actions ?? defaultActionContext;
+  const presence = options.presence ?? new LocalPresence();
+  const lifecycle = new CommandLifecycle(manager, actions, logger);
+  const agentParts = { policy: config.agents, presence, lifecycle, actions, logger };
+  const agents = new AgentHub(manager, { ...agentParts, output, credentials: auth });
+  const supervisor = new CommandSupervisor(manager, agentParts);
   const router = new Router();
-  addApiRoutes(router, manager, { output, ...(options.actions ? { actions: options.actions } : {}) });
+  addApiRoutes(router, manager, { output, lifecycle, actions });
   addAuthRoutes(router, auth, { sessionDurationMs: config.sessionDurationMs });
   addDashboardRoutes(router, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, beaconIntervalMs: config.beaconIntervalMs });
 
@@ -106,7 +131,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
   // A socket silent this long is destroyed ('timeout' with no listener); ws clears it on upgrade.
   http.setTimeout(config.idleTimeoutMs);
   new ConnectionGate({ perAddress: config.maxConnectionsPerAddress, total: config.maxConnections, exempt: door.trustedProxies, secure, logger }).attach(http);
-  http.on('upgrade', createUpgradeHandler(door, hub));
+  http.on('upgrade', createUpgradeHandler(door, hub, agents));
   http.on('clientError', answerClientError);
   const sweeper = setInterval(() => void auth.sweepExpired().catch(() => {}), 60_000).unref();
 
@@ -123,6 +148,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     throw error;
   }
   hub.start();
+  agents.start();
+  supervisor.start();
 
   const address = http.address() as AddressInfo;
   const origins = ownOrigins(config.listenHost, address.port, secure, config.allowedOrigins);
@@ -137,6 +164,8 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
     config,
     manager,
     hub,
+    agents,
+    supervisor,
     auth,
     http,
     routes: router.routes,
@@ -147,6 +176,9 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, options
       closing ??= (async () => {
         clearInterval(sweeper);
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+        await supervisor.close();
+        await agents.close();
+        await presence.close();
         await hub.close();
         http.closeIdleConnections();
         auth.close();

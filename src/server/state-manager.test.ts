@@ -67,11 +67,11 @@ const compartment = { status: 'unknown' as const, message: '', checked_at: null 
 function host(id: string): Change {
   return {
     type: 'host_added',
-    host: { id, hostname: id, host_type: 'nixos', status: 'unknown', last_seen: null, agent_version: null, generation: null, metrics: null, pending_command: null, compartments: { git: compartment, lock: compartment, system: compartment, tests: compartment }, created_at: T },
+    host: { id, hostname: id, host_type: 'nixos', status: 'unknown', last_seen: null, agent_version: null, generation: null, os_version: null, nixpkgs_version: null, metrics: null, pending_command: null, compartments: { git: compartment, lock: compartment, system: compartment, tests: compartment }, created_at: T },
   };
 }
 function command(id: string, hostId: string): Change {
-  return { type: 'command_started', command: { id, host_id: hostId, op: 'switch', status: 'running', created_at: T, started_at: T, finished_at: null, exit_code: null, pipeline_id: null, output: '', output_size: 0 } };
+  return { type: 'command_started', command: { id, host_id: hostId, op: 'switch', status: 'running', created_at: T, started_at: T, finished_at: null, exit_code: null, pipeline_id: null, output: '', output_size: 0, pid: null, stop_requested_at: null, output_seq: 0 } };
 }
 
 describe('StateManager', () => {

@@ -2,8 +2,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { ServerConfig } from '../../src/server/config.js';
-import { startServer, type NixFleetServer, type StartOptions } from '../../src/server/server.js';
+import { startServer, type NixFleetServer, type ServerOverrides, type StartOptions } from '../../src/server/server.js';
 
 /** The admin password every test server starts with. */
 export const TEST_ADMIN_PASSWORD = 'correct horse battery staple';
@@ -22,7 +21,7 @@ export function tempDir(prefix = 'nixfleet-test-'): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
 
-export async function startTestServer(overrides: Partial<ServerConfig> = {}, options: StartOptions = {}): Promise<TestServer> {
+export async function startTestServer(overrides: ServerOverrides = {}, options: StartOptions = {}): Promise<TestServer> {
   const dataDir = overrides.dataDir ?? tempDir();
   const server = await startServer({ listenHost: '127.0.0.1', listenPort: 0, dataDir, logLevel: 'silent', adminPassword: TEST_ADMIN_PASSWORD, ...overrides }, options);
   const { token } = await server.auth.createToken({ name: 'test-admin', role: 'admin' }, 'tests');

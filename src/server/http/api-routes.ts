@@ -6,10 +6,11 @@
 // OutputIntake (its limits).
 import type { ServerResponse } from 'node:http';
 import { setImmediate } from 'node:timers/promises';
-import { isId } from '../../protocol/schema.js';
+import { isId, isTerminalCommandStatus } from '../../protocol/schema.js';
 import { actorOf, type Principal } from '../auth/roles.js';
 import { commandStarted, defaultActionContext, eventLogged, hostAdded, iso, pipelineStarted, type ActionContext } from '../fleet-actions.js';
 import type { OutputIntake } from '../output-intake.js';
+import type { CommandLifecycle } from '../agents/command-lifecycle.js';
 import type { StateManager } from '../state-manager.js';
 import type { OutputChunk } from '../store/store.js';
 import { HttpError, sendJson } from './http-error.js';
@@ -18,6 +19,8 @@ import type { Params, Router } from './router.js';
 export interface ApiOptions {
   /** Where command output comes in (rate and size limits). */
   output: OutputIntake;
+  /** The steps of a command's life (cancel asks the agent to stop). */
+  lifecycle: CommandLifecycle;
   actions?: ActionContext;
 }
 
@@ -44,20 +47,39 @@ export function addApiRoutes(router: Router, manager: StateManager, options: Api
     .api('updateHost', ({ res, params, body }) => versioned(res, manager.apply({ type: 'host_updated', id: existingId(params, 'host'), fields: body })))
     .api('removeHost', ({ res, params }) => versioned(res, manager.apply({ type: 'host_removed', id: existingId(params, 'host') })))
 
-    .api('startCommand', async ({ res, body }) => {
+    // A command needs a live agent to carry it: created `pending`, sent to the agent by the
+    // instance holding its session, `running` when the agent starts it.
+    .api('startCommand', async ({ res, body, principal }) => {
+      const host = manager.state.hosts.get(body.host_id);
+      if (!host) throw new HttpError(404, 'not_found', `unknown host '${body.host_id}'`);
+      if (host.status !== 'online') throw new HttpError(409, 'host_offline', `host '${host.id}' has no live agent to run ${body.op} (it is ${host.status})`);
       const change = commandStarted(body, ctx);
-      const version = await manager.apply(change);
+      const event = eventLogged(
+        { level: 'info', category: 'command', message: `${body.op} requested`, actor: actorOf(principal!), host_id: host.id, action: body.op, details: { command_id: change.command.id } },
+        ctx,
+      );
+      const version = await manager.applyAll([change, event]);
       sendJson(res, 201, { version, command: change.command });
     })
     .api('appendOutput', async ({ res, params, body, principal }) => {
       sendJson(res, 200, await options.output.append(writerOf(principal!), existingId(params, 'command'), body.output));
     })
     .api('finishCommand', ({ res, params, body }) => versioned(res, manager.apply({ type: 'command_finished', id: existingId(params, 'command'), ...body, finished_at: iso(ctx) })))
-    // An operator stops waiting for a command (e.g. its agent died): it ends as cancelled and
-    // its host is free again. Telling the agent to stop is the agent protocol's business.
-    .api('cancelCommand', ({ res, params }) =>
-      versioned(res, manager.apply({ type: 'command_finished', id: existingId(params, 'command'), status: 'cancelled', exit_code: null, finished_at: iso(ctx) })),
-    )
+    // Cancel asks the agent to stop (202): its next `status` ends the command `cancelled`, or the
+    // supervisor does after the stop grace. A command whose host has no agent ends at once.
+    .api('cancelCommand', async ({ res, params, principal }) => {
+      const id = existingId(params, 'command');
+      const command = manager.state.commands.get(id);
+      if (!command) throw new HttpError(404, 'not_found', `unknown command '${id}'`);
+      if (isTerminalCommandStatus(command.status)) throw new HttpError(409, 'conflict', `command '${id}' has already finished (${command.status})`);
+      const note = { actor: actorOf(principal!) };
+      if (manager.state.hosts.get(command.host_id)?.status !== 'online') {
+        await options.lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} cancelled (no agent to stop it)` });
+        return sendJson(res, 200, { version: manager.version, status: 'cancelled' });
+      }
+      await options.lifecycle.stopRequested(command, { ...note, message: `${command.op}: stop requested` });
+      sendJson(res, 202, { version: manager.version, status: 'stopping' });
+    })
     .api('commandOutput', async ({ req, res, params }) => {
       const id = existingId(params, 'command');
       const read = (after: number) => manager.readCommandOutput(id, after, OUTPUT_PAGE_CHUNKS);

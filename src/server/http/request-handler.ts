@@ -12,6 +12,7 @@ import { clientAddress, type TrustedProxies } from '../auth/client-address.js';
 import { can, mayReport, type Principal } from '../auth/roles.js';
 import type { Logger } from '../logger.js';
 import type { SyncHub } from '../transport/sync-hub.js';
+import type { AgentHub } from '../agents/agent-hub.js';
 import { readJsonBody } from './body.js';
 import { answerAndDestroy } from './connection-gate.js';
 import { HttpError, sendError, toHttpError } from './http-error.js';
@@ -149,13 +150,15 @@ function checkCsrf(req: IncomingMessage, principal: Extract<Principal, { kind: '
 
 /**
  * WebSocket upgrades at /ws: a valid session (browsers, whose Origin must be allowed) or bearer
- * token (programs). Refused with a plain HTTP status before any frame, let alone state, is sent.
+ * token (programs) opens the state stream; an agent token opens an agent session instead (the
+ * agent protocol; it never receives the state). Refused with a plain HTTP status before any
+ * frame, let alone state, is sent: an unknown or revoked token gets 401, as the Go agent expects.
  */
-export function createUpgradeHandler(door: FrontDoor, hub: SyncHub): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
-  return (req, socket, head) => void upgrade(door, hub, req, socket, head);
+export function createUpgradeHandler(door: FrontDoor, hub: SyncHub, agents: AgentHub): (req: IncomingMessage, socket: Duplex, head: Buffer) => void {
+  return (req, socket, head) => void upgrade(door, hub, agents, req, socket, head);
 }
 
-async function upgrade(door: FrontDoor, hub: SyncHub, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+async function upgrade(door: FrontDoor, hub: SyncHub, agents: AgentHub, req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
   {
     socket.on('error', () => socket.destroy());
     // Answered, then destroyed: a refused client must not keep its descriptor by not closing.
@@ -173,6 +176,10 @@ async function upgrade(door: FrontDoor, hub: SyncHub, req: IncomingMessage, sock
     // Browsers always send Origin; a cookie must never let another site open our socket.
     const fromBrowser = principal.kind === 'session' || req.headers.origin !== undefined;
     if (fromBrowser && !originAllowed(req, door.allowedOrigins)) return refuse(403, 'Forbidden');
+    if (principal.kind === 'token' && principal.role === 'agent') {
+      if (socket.destroyed) return;
+      return agents.handleUpgrade(req, socket, head, principal);
+    }
     if (!can(principal, 'read')) return refuse(403, 'Forbidden');
     if (socket.destroyed) return;
     hub.handleUpgrade(req, socket, head, principal);

@@ -1,0 +1,92 @@
+// One agent's connection: the host its token is bound to, what it registered as, when it was
+// last heard, and the output lines it sent that are not yet committed. Messages are handled one
+// at a time in arrival order (a chain of promises), so a `status` can never overtake the output
+// lines before it.
+import type { WebSocket } from 'ws';
+import type { ServerToAgent } from '../../protocol/agent-wire.js';
+import type { Principal } from '../auth/roles.js';
+import type { PublishMemory } from './heartbeat-changes.js';
+
+/** Output lines of one command gathered into one `command_progress`. */
+export interface OutputBatch {
+  commandId: string;
+  lines: string[];
+  bytes: number;
+  /** The agent's number of the last line in the batch, when it numbers them. */
+  lastSeq: number | undefined;
+}
+
+let nextSessionId = 1;
+
+export class AgentSession {
+  readonly id = nextSessionId++;
+  /** Set by a valid `register`. */
+  hostname: string | null = null;
+  registeredAt = 0;
+  lastHeardAt: number;
+  /** The heartbeat interval the agent registered with. */
+  intervalMs = 5_000;
+  /** Replaced by a newer connection of the same host: its close must not mark the host offline. */
+  replaced = false;
+  closed = false;
+  readonly publish: PublishMemory = { lastPublishedAt: 0, metricsPublishedAt: 0 };
+  /** The command that was unfinished when it registered: reconciled by its first heartbeats. */
+  reconcileCommandId: string | null = null;
+  batch: OutputBatch | null = null;
+  flushTimer: NodeJS.Timeout | null = null;
+  /** The highest output `seq` taken for each command (committed or in the batch). */
+  readonly seqTaken = new Map<string, number>();
+  /** Pids the server already told to stop, so a repeated heartbeat does not repeat it. */
+  readonly stopsSent = new Set<number>();
+  readonly timers = new Set<NodeJS.Timeout>();
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    readonly socket: WebSocket,
+    readonly principal: Extract<Principal, { kind: 'token' }>,
+    /** The host the token reports for. */
+    readonly hostId: string,
+    now: number,
+  ) {
+    this.lastHeardAt = now;
+  }
+
+  get registered(): boolean {
+    return this.hostname !== null;
+  }
+
+  /** `agent:<hostname>`: the actor of what this agent reports, in the event log. */
+  get actor(): string {
+    return `agent:${this.hostname ?? this.hostId}`;
+  }
+
+  /** Runs `task` after every message before it; a failing task is reported, the chain goes on. */
+  enqueue(task: () => Promise<void>, onError: (error: unknown) => void): void {
+    this.chain = this.chain.then(task).catch(onError);
+  }
+
+  /** Resolves when every message received so far is handled. */
+  settled(): Promise<void> {
+    return this.chain;
+  }
+
+  send<T extends keyof ServerToAgent>(type: T, payload: ServerToAgent[T]): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(JSON.stringify({ type, payload }));
+  }
+
+  later(ms: number, task: () => void): void {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      task();
+    }, ms);
+    timer.unref();
+    this.timers.add(timer);
+  }
+
+  clearTimers(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+  }
+}
