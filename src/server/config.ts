@@ -177,6 +177,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       stopGraceMs: read('NIXFLEET_CANCEL_GRACE', d.agents.stopGraceMs, parseDuration),
       metricsPublishMs: read('NIXFLEET_METRICS_PUBLISH_INTERVAL', d.agents.metricsPublishMs, parseDuration),
       lastSeenPublishMs: read('NIXFLEET_LAST_SEEN_PUBLISH_INTERVAL', d.agents.lastSeenPublishMs, parseDuration),
+      leaseTtlMs: read('NIXFLEET_AGENT_LEASE_TTL', d.agents.leaseTtlMs, parseDuration),
       opTimeouts: read('NIXFLEET_OP_TIMEOUTS', d.agents.opTimeouts, (raw) => parseOpTimeouts(raw, parseDuration)),
     },
   };

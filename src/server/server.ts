@@ -26,6 +26,8 @@ import type { AuthStore } from './auth/auth-store.js';
 import { SyncHub } from './transport/sync-hub.js';
 import { AgentHub } from './agents/agent-hub.js';
 import { LocalPresence, type AgentPresence } from './agents/agent-presence.js';
+import { PgPresence } from './agents/pg-presence.js';
+import { PgStore } from './store/pg-store.js';
 import { CommandLifecycle } from './agents/command-lifecycle.js';
 import { CommandSupervisor } from './agents/command-supervisor.js';
 import { defaultActionContext } from './fleet-actions.js';
@@ -95,7 +97,9 @@ export async function startServer(overrides: ServerOverrides = {}, options: Star
   const hub = new SyncHub(manager, { ...config, logger, credentials: auth });
   const output = await OutputIntake.open(manager, { maxBytesPerCommand: config.outputMaxBytes, bytesPerSecond: config.outputBytesPerSecond });
   const actions = options.actions ?? defaultActionContext;
-  const presence = options.presence ?? new LocalPresence();
+  const presence =
+    options.presence ??
+    (store instanceof PgStore && config.databaseUrl ? new PgPresence(store.pool, { connectionString: config.databaseUrl, leaseTtlMs: config.agents.leaseTtlMs, logger }) : new LocalPresence());
   const lifecycle = new CommandLifecycle(manager, actions, logger);
   const agentParts = { policy: config.agents, presence, lifecycle, actions, logger };
   const agents = new AgentHub(manager, { ...agentParts, output, credentials: auth });

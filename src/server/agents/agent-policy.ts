@@ -33,6 +33,8 @@ export interface AgentPolicy {
   opTimeouts: Record<string, OpTimeout>;
   /** How often the supervisor checks timeouts, stop grace and vanished agents. */
   superviseIntervalMs: number;
+  /** Several instances: a session's lease lasts this long unless its instance renews it (every second). */
+  leaseTtlMs: number;
 }
 
 const MINUTE = 60_000;
@@ -57,6 +59,7 @@ export const DEFAULT_AGENT_POLICY: Readonly<AgentPolicy> = Object.freeze({
   outputFlushMs: 100,
   opTimeouts: DEFAULT_OP_TIMEOUTS,
   superviseIntervalMs: 1_000,
+  leaseTtlMs: 10_000,
 });
 
 export function opTimeout(policy: AgentPolicy, op: string): OpTimeout {

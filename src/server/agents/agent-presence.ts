@@ -14,8 +14,13 @@ export interface AgentPresence {
    * instance claimed them since): their sessions must close without marking them offline.
    */
   renew(hostIds: readonly string[]): Promise<string[]>;
-  /** Hosts whose agent session is alive on some instance. */
-  liveHosts(): Promise<Set<string>>;
+  /**
+   * Hosts whose agent session is alive on some instance (`live`), and hosts whose holder stopped
+   * renewing (`lapsed`: its instance died), which can be marked offline at once.
+   */
+  sessions(): Promise<{ live: Set<string>; lapsed: Set<string> }>;
+  /** Forgets a lapsed lease once its host is marked offline. */
+  forget(hostId: string): Promise<void>;
   /** Whether this instance runs the supervisor now (takes the turn when it is free). */
   supervising(): Promise<boolean>;
   close(): Promise<void>;
@@ -37,9 +42,11 @@ export class LocalPresence implements AgentPresence {
     return [];
   }
 
-  async liveHosts(): Promise<Set<string>> {
-    return new Set(this.held);
+  async sessions(): Promise<{ live: Set<string>; lapsed: Set<string> }> {
+    return { live: new Set(this.held), lapsed: new Set() };
   }
+
+  async forget(): Promise<void> {}
 
   async supervising(): Promise<boolean> {
     return true;

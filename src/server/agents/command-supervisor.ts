@@ -60,7 +60,7 @@ export class CommandSupervisor {
       this.agentlessSince.clear();
       return;
     }
-    const live = await this.options.presence.liveHosts();
+    const { live, lapsed } = await this.options.presence.sessions();
     const now = this.now();
     const seen = new Set<string>();
     for (const command of [...this.manager.state.commands.values()]) {
@@ -72,13 +72,19 @@ export class CommandSupervisor {
       if (host.status !== 'online' || live.has(host.id)) continue;
       const key = `host:${host.id}`;
       seen.add(key);
-      const since = this.since(key, now);
-      if (now - since < this.hostGraceMs()) continue;
+      // A lapsed lease is its instance's death: offline at once. No lease at all (a restart of
+      // the only instance) gets a few heartbeats' time for the agent to come back.
+      const died = lapsed.has(host.id);
+      if (!died && now - this.since(key, now) < this.hostGraceMs()) continue;
       this.agentlessSince.delete(key);
-      await this.manager.applyAll([
-        { type: 'host_updated', id: host.id, fields: { status: 'offline' } },
-        eventLogged({ level: 'warning', category: 'agent', message: 'no agent session for this host (its server instance stopped, or the agent did not reconnect)', actor: ACTOR, host_id: host.id, action: null, details: null }, this.options.actions),
-      ]).catch((error) => this.options.logger.debug('marking a host offline lost a race', { host: host.id, error: (error as Error).message }));
+      const message = died ? 'agent session lost: its server instance stopped renewing it' : 'no agent session for this host (the server restarted and the agent did not reconnect)';
+      await this.manager
+        .applyAll([
+          { type: 'host_updated', id: host.id, fields: { status: 'offline' } },
+          eventLogged({ level: 'warning', category: 'agent', message, actor: ACTOR, host_id: host.id, action: null, details: null }, this.options.actions),
+        ])
+        .then(() => this.options.presence.forget(host.id))
+        .catch((error) => this.options.logger.debug('marking a host offline lost a race', { host: host.id, error: (error as Error).message }));
     }
     for (const key of this.agentlessSince.keys()) if (!seen.has(key)) this.agentlessSince.delete(key);
     for (const id of this.warned) if (!seen.has(id)) this.warned.delete(id);

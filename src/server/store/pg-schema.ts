@@ -60,4 +60,15 @@ export const PG_MIGRATIONS: ReadonlyArray<{ version: number; description: string
       );
     `,
   },
+  {
+    version: 3,
+    description: 'agent sessions: which instance holds each host, until when',
+    sql: `
+      CREATE TABLE agent_leases (
+        host_id    TEXT PRIMARY KEY,
+        instance   TEXT        NOT NULL,
+        expires_at TIMESTAMPTZ NOT NULL
+      );
+    `,
+  },
 ];
