@@ -94,6 +94,7 @@ function OpDialogBody({ hostIds, close }: { hostIds: string[]; close: () => void
   const [confirmRemove, setConfirmRemove] = useState(false);
   const single = hostIds.length === 1 ? hosts.get(hostIds[0]!) : undefined;
   const busy = hostIds.filter((id) => hosts.get(id)?.pending_command);
+  const offline = hostIds.filter((id) => hosts.get(id)?.status !== 'online');
   const run = async (op: Op) => {
     setPending(op);
     await actions.runOp(hostIds, op);
@@ -131,6 +132,11 @@ function OpDialogBody({ hostIds, close }: { hostIds: string[]; close: () => void
       {busy.length > 0 ? (
         <p class="hint tone-warn">
           {hostIds.length === 1 ? `${name} is running a command; the server will refuse another until it finishes.` : `${plural(busy.length, 'host')} of these are running a command and will refuse.`}
+        </p>
+      ) : null}
+      {offline.length > 0 ? (
+        <p class="hint tone-warn">
+          {hostIds.length === 1 ? `${name} has no live agent; the server will refuse until its agent connects.` : `${plural(offline.length, 'host')} of these have no live agent and will refuse.`}
         </p>
       ) : null}
       <div class="op-grid" role="group" aria-label="Operations">

@@ -16,14 +16,24 @@ function Elapsed({ from }: { from: string | null }) {
   return <span class="num">{ms === null ? '—' : formatDuration(ms)}</span>;
 }
 
+/** What an unfinished command waits for, beyond its status. */
+function phaseOf(command: Command): string | null {
+  if (command.stop_requested_at !== null) return 'stopping';
+  if (command.exit_code !== null) return 'restarting agent';
+  if (command.status === 'pending') return 'waiting for the agent';
+  return null;
+}
+
 function Header({ command, hostname }: { command: Command; hostname: string }) {
   const finished = command.finished_at !== null;
+  const phase = finished ? null : phaseOf(command);
   return (
     <div class="command-head">
       <span class="command-title">
         <span class="op">{command.op}</span> <span class="muted">on</span> <span class="command-host">{hostname}</span>
       </span>
       <Badge status={command.status} />
+      {phase ? <span class="command-phase muted" data-field="phase">{phase}…</span> : null}
       <span class="command-meta">
         <span class="num" title={formatFull(command.started_at ?? command.created_at)}>
           {formatWhen(command.started_at ?? command.created_at)}
@@ -37,8 +47,14 @@ function Header({ command, hostname }: { command: Command; hostname: string }) {
         {command.pipeline_id ? <span class="muted" title={`pipeline ${command.pipeline_id}`}> · pipeline</span> : null}
       </span>
       {!finished && canOperate.value ? (
-        <button type="button" class="button small danger-outline" onClick={() => confirm(`Cancel ${command.op} on ${hostname}?`) && void cancelCommand(command.id, `${command.op} on ${hostname}`)}>
-          Cancel
+        <button
+          type="button"
+          class="button small danger-outline"
+          disabled={command.stop_requested_at !== null}
+          title={command.stop_requested_at !== null ? 'the agent was told to stop; waiting for it to confirm' : 'tell the agent to stop this command'}
+          onClick={() => confirm(`Stop ${command.op} on ${hostname}?`) && void cancelCommand(command.id, `${command.op} on ${hostname}`)}
+        >
+          {command.stop_requested_at !== null ? 'Stopping…' : 'Stop'}
         </button>
       ) : null}
     </div>
