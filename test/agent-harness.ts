@@ -100,8 +100,8 @@ export class FakeAgentServer {
     this.socket.send(JSON.stringify({ type, payload }));
   }
 
-  command(op: string): void {
-    this.send('command', { command: op });
+  command(op: string, commandId?: string): void {
+    this.send('command', { command: op, ...(commandId ? { command_id: commandId } : {}) });
   }
 
   /** Closes the agent's socket with a close frame, as the server does. */

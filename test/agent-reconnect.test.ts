@@ -86,6 +86,27 @@ describe('Agent reconnects', () => {
     expect(server.of('status', 2)).toEqual([]);
   });
 
+  it('does not resend a result for another command of the same op (registered names its command_id)', async () => {
+    let server!: FakeAgentServer;
+    const started = await startTestAgent(defer, {
+      server: { registered: (_register, connection) => (connection === 1 ? { host_id: 'web-01', command: null, output_seq: 0 } : { host_id: 'web-01', command: 'test', command_id: 'cmd-2', output_seq: 0 }) },
+      ops: { test: ['sh', '{repo_dir}/counter.sh'] },
+    });
+    server = started.server;
+    script(started.dir, 'counter.sh', COUNTER);
+    await until('registered', () => server.of('heartbeat').length >= 1);
+    server.command('test', 'cmd-1');
+    await until('30 lines', () => seqs(server, 1).length >= 30);
+    server.refuseWith = 503;
+    server.cut();
+    await until('the op finished offline', () => started.agent.snapshot.command === null && !started.agent.snapshot.connected);
+    server.refuseWith = null;
+    // The server now waits for cmd-2, a later `test`: cmd-1's lines and result are not cmd-2's.
+    await until('a heartbeat on the new connection', () => server.of('heartbeat', 2).length >= 1);
+    expect(server.of('output', 2)).toEqual([]);
+    expect(server.of('status', 2)).toEqual([]);
+  });
+
   it('an old server (registered without extension fields) gets every line at most once', async () => {
     const { server, agent } = await counterAgent(() => ({ host_id: 'web-01' }));
     await until('30 lines', () => seqs(server, 1).length >= 30);

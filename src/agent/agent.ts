@@ -228,7 +228,7 @@ export class Agent {
         // not resent (they could arrive twice). Only what never reached any socket goes out.
         run.sentSeq = run.handedSeq;
         resendStatus = run.finished && !run.statusHanded;
-      } else if (payload.command === run.op && !run.statusConfirmed) {
+      } else if (sameCommand(payload, run) && !run.statusConfirmed) {
         run.sentSeq = Math.min(payload.output_seq ?? 0, run.output.lastSeq);
         resendStatus = run.finished;
       } else if (run.finished) {
@@ -279,7 +279,7 @@ export class Agent {
     if (running && op === 'reboot') {
       // A reboot goes ahead of a running op: stop it (its result is reported), then reboot.
       this.stopRun(running);
-      void running.ended.then(() => this.startOp(op));
+      void running.ended.then(() => this.startOp(op, command_id ?? null));
       return;
     }
     if (running) {
@@ -287,7 +287,7 @@ export class Agent {
       this.send('command_rejected', { reason: 'command already running', current_command: running.op, current_pid: running.pid ?? 0 });
       return;
     }
-    this.startOp(op);
+    this.startOp(op, command_id ?? null);
   }
 
   private onKillCommand({ signal, pid }: KillCommandPayload): void {
@@ -301,9 +301,9 @@ export class Agent {
     running.handle?.kill(signal);
   }
 
-  private startOp(op: string): void {
+  private startOp(op: string, commandId: string | null): void {
     if (this.closed) return;
-    const run = new CommandRun(op, this.config.outputBufferLines);
+    const run = new CommandRun(op, this.config.outputBufferLines, commandId);
     try {
       run.handle = this.opRunner({ op, onLine: (line, stream) => this.onLine(run, line, stream) });
     } catch (error) {
@@ -484,4 +484,13 @@ export async function startAgent(config: AgentConfig, deps: AgentDeps = {}): Pro
 
 function lastLineOf(run: CommandRun): string {
   return run.output.get(run.output.lastSeq)?.line ?? '';
+}
+
+/**
+ * Whether the command a `registered` names is this run: by the server's id when both sides know
+ * it (two runs of one op cannot be confused), else by the op name.
+ */
+function sameCommand(payload: RegisteredPayload, run: CommandRun): boolean {
+  if (typeof payload.command_id === 'string' && run.commandId !== null) return payload.command_id === run.commandId;
+  return payload.command === run.op;
 }

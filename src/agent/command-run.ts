@@ -30,6 +30,8 @@ export class CommandRun {
   constructor(
     readonly op: string,
     bufferLines: number,
+    /** The server's id of the command, when it sent one (extension). */
+    readonly commandId: string | null = null,
   ) {
     this.output = new OutputBuffer(bufferLines);
     this.ended = new Promise((resolve) => (this.markEnded = resolve));

@@ -43,6 +43,7 @@ function registered(payload: Record<string, unknown>): RegisteredPayload {
   const result: RegisteredPayload = { host_id: typeof payload.host_id === 'string' ? payload.host_id : String(payload.host_id ?? '') };
   if (payload.command === null || typeof payload.command === 'string') result.command = payload.command;
   if (typeof payload.output_seq === 'number' && Number.isInteger(payload.output_seq) && payload.output_seq >= 0) result.output_seq = payload.output_seq;
+  if (payload.command_id === null || typeof payload.command_id === 'string') result.command_id = payload.command_id;
   return result;
 }
 

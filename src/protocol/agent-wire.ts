@@ -144,6 +144,11 @@ export interface RegisteredPayload {
   command?: string | null;
   /** Extension: the last output `seq` the server stored for that command (0: none). */
   output_seq?: number;
+  /**
+   * Extension: the server's id of that command (the `command_id` it was sent with), so an agent
+   * never mistakes it for an earlier run of the same op.
+   */
+  command_id?: string | null;
 }
 
 export interface CommandPayload {

@@ -217,7 +217,7 @@ export class AgentHub {
     this.stats.registered++;
     const command = this.options.lifecycle.unfinishedOf(hostId);
     session.reconcileCommandId = command?.id ?? null;
-    session.send('registered', { host_id: hostId, command: command?.op ?? null, output_seq: command?.output_seq ?? 0 });
+    session.send('registered', { host_id: hostId, command: command?.op ?? null, command_id: command?.id ?? null, output_seq: command?.output_seq ?? 0 });
   }
 
   private async refuseRegistration(session: AgentSession, claimed: string, reason: string): Promise<void> {
