@@ -101,7 +101,8 @@ export class Agent {
     this.clock = deps.clock ?? systemClock;
     this.metrics = deps.metrics ?? systemMetrics();
     this.hostFacts = deps.hostFacts ?? systemHostFacts(config);
-    this.timing = { ...DEFAULT_AGENT_TIMING, ...deps.timing };
+    // The configured keepalive, unless a caller (a test) sets the timing itself.
+    this.timing = { ...DEFAULT_AGENT_TIMING, pingIntervalMs: config.pingIntervalMs, deadAfterMs: config.deadAfterMs, ...deps.timing };
     this.opRunner =
       deps.opRunner ??
       processOpRunner({

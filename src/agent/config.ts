@@ -32,6 +32,10 @@ export interface AgentConfig {
   restartExitCode: number;
   /** Output lines of the current command kept for a resend after a reconnect. */
   outputBufferLines: number;
+  /** Between the agent's keepalive pings. */
+  pingIntervalMs: number;
+  /** A link with no pong and no message for this long is taken for dead and redialled. */
+  deadAfterMs: number;
 }
 
 export class AgentConfigError extends Error {
@@ -68,6 +72,8 @@ export const AGENT_ENV_VARIABLES: readonly AgentEnvVariable[] = [
   { name: 'NIXFLEET_OPS_FILE', default: '', description: 'JSON file {"ops": {"<op>": ["argv0", …] | "shell string" | null}} overriding the built-in commands; placeholders {repo_dir} {repo_url} {hostname} {branch} {op}' },
   { name: 'NIXFLEET_STOP_GRACE', default: '3', description: 'seconds between SIGTERM and SIGKILL when an op is stopped' },
   { name: 'NIXFLEET_RESTART_AFTER_SWITCH', default: 'exit', description: 'exit: after a successful switch/pull-switch exit (101 on Linux, 0 on macOS) so systemd/launchd starts the new build; stay: keep running' },
+  { name: 'NIXFLEET_PING_INTERVAL', default: '10', description: 'seconds between keepalive pings' },
+  { name: 'NIXFLEET_DEAD_AFTER', default: '45', description: 'seconds without a pong or any message after which the link is taken for dead and redialled' },
   { name: 'NIXFLEET_OUTPUT_BUFFER_LINES', default: '10000', description: "output lines of the current command kept to resend after a reconnect (the oldest are dropped past it)" },
 ];
 
@@ -111,6 +117,8 @@ export function parseAgentConfig(env: Readonly<Record<string, string | undefined
     restartAfterSwitch: oneOf(env, 'NIXFLEET_RESTART_AFTER_SWITCH', RESTART_MODES, 'exit'),
     restartExitCode: macos ? 0 : 101,
     outputBufferLines: positiveInteger(env, 'NIXFLEET_OUTPUT_BUFFER_LINES', 10_000, 10_000_000),
+    pingIntervalMs: seconds(env, 'NIXFLEET_PING_INTERVAL', 10, { min: 0.05, max: 3600 }),
+    deadAfterMs: seconds(env, 'NIXFLEET_DEAD_AFTER', 45, { min: 0.1, max: 3600 }),
   };
 }
 
