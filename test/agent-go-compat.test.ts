@@ -278,6 +278,22 @@ describe('agent access', () => {
     expect((await asAgent.post('/api/commands', { host_id: 'web-1', op: 'pull' })).status).toBe(403);
   });
 
+  it('removing a host ends its agent tokens: the session closes with 4401 and the agent cannot bring the host back', async () => {
+    const server = await startTestServer();
+    defer(() => server.dispose());
+    const agent = await connectGoAgent(server, 'web-1');
+    agent.close();
+    await until('offline', () => server.manager.state.hosts.get('web-1')?.status === 'offline');
+    const back = new GoAgent(server.wsUrl, agent.token, { hostname: 'web-1' });
+    await back.start();
+    expect((await api(server.url, server.token).delete('/api/hosts/web-1')).status).toBe(200);
+    expect(await back.waitClosed()).toBe(AgentCloseCode.UNAUTHORIZED);
+    const again = new GoAgent(server.wsUrl, agent.token, { hostname: 'web-1' });
+    await again.connect();
+    expect(again.refusedStatus).toBe(401);
+    expect(server.manager.state.hosts.has('web-1')).toBe(false);
+  });
+
   it('a first frame that is not register closes the socket with 1008', async () => {
     const server = await startTestServer();
     defer(() => server.dispose());

@@ -105,7 +105,7 @@ export async function startServer(overrides: ServerOverrides = {}, options: Star
   const agents = new AgentHub(manager, { ...agentParts, output, credentials: auth });
   const supervisor = new CommandSupervisor(manager, agentParts);
   const router = new Router();
-  addApiRoutes(router, manager, { output, lifecycle, actions });
+  addApiRoutes(router, manager, { output, lifecycle, actions, agentTokens: auth });
   addAuthRoutes(router, auth, { sessionDurationMs: config.sessionDurationMs });
   addDashboardRoutes(router, { dir: options.dashboardDir ?? DEFAULT_DASHBOARD_DIR, beaconIntervalMs: config.beaconIntervalMs });
 

@@ -205,13 +205,15 @@ export class AgentHub {
       previous.socket.close(AgentCloseCode.REPLACED, 'replaced by a newer connection of this host');
     }
     this.sessions.set(hostId, session);
-    await this.options.presence.claim(hostId);
     try {
+      await this.options.presence.claim(hostId);
       await this.manager.applyAll(changes);
     } catch (error) {
       if (this.sessions.get(hostId) === session) this.sessions.delete(hostId);
       session.hostname = null;
-      if (error instanceof ChangeRejectedError) return this.refuseRegistration(session, payload.hostname, error.message);
+      if (error instanceof ChangeRejectedError && error.code !== 'closed') return this.refuseRegistration(session, payload.hostname, error.message);
+      // The store is down or closing: the agent retries, as after any server trouble.
+      this.refuse(session, 1011, 'server could not register the host; retry');
       throw error;
     }
     this.stats.registered++;
@@ -267,7 +269,8 @@ export class AgentHub {
     const lifecycle = this.options.lifecycle;
     const command = lifecycle.unfinishedOf(session.hostId);
     if (runs !== null) {
-      if (command) await lifecycle.started(command, pid, { actor: session.actor, message: `${command.op} started` });
+      // It names the op it runs: ours, started (or a leftover the server no longer waits for).
+      if (command && (runs === command.op || runs === '')) await lifecycle.started(command, pid, { actor: session.actor, message: `${command.op} started` });
       else if (pid !== null && !session.stopsSent.has(pid)) {
         session.stopsSent.add(pid);
         this.options.logger.info('agent runs an op the server does not wait for; telling it to stop', { host: session.hostId, op: runs, pid });
@@ -346,6 +349,8 @@ export class AgentHub {
     const lifecycle = this.options.lifecycle;
     const command = lifecycle.unfinishedOf(session.hostId);
     if (!command || command.exit_code !== null) return;
+    // An op that ends before any sign of its start (no output, no heartbeat in between) ran.
+    if (command.status === 'pending' && payload.command !== 'stop') await lifecycle.started(command, null, { actor: session.actor, message: `${command.op} started` });
     const exitCode = payload.exit_code ?? null;
     const note = { actor: session.actor, details: { agent_status: payload.status, agent_message: payload.message || null, generation: payload.generation || null } };
     // The Go agent answers a stop with nothing running by a `status` for the op "stop".

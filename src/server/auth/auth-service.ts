@@ -375,6 +375,24 @@ export class AuthService {
     });
   }
 
+  /**
+   * Revokes every agent token bound to `hostId` (the host was removed: its agent must not bring
+   * it back by registering again). Answers how many were revoked.
+   */
+  async revokeAgentTokensOf(hostId: string): Promise<number> {
+    const at = new Date(this.now()).toISOString();
+    let revoked = 0;
+    for (const token of [...this.tokens.values()]) {
+      if (token.role !== 'agent' || token.hostId !== hostId || token.revokedAt !== null) continue;
+      const ended = { ...token, revokedAt: at };
+      await this.store.putToken(ended);
+      this.tokens.set(token.id, ended);
+      revoked++;
+    }
+    if (revoked > 0) this.revoked();
+    return revoked;
+  }
+
   /** The principal of a bearer token, or null if malformed, unknown or revoked. */
   tokenPrincipal(raw: string): Principal | null {
     const match = TOKEN_FORMAT.exec(raw);

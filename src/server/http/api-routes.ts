@@ -21,6 +21,8 @@ export interface ApiOptions {
   output: OutputIntake;
   /** The steps of a command's life (cancel asks the agent to stop). */
   lifecycle: CommandLifecycle;
+  /** Ends the agent tokens of a removed host. */
+  agentTokens: { revokeAgentTokensOf(hostId: string): Promise<number> };
   actions?: ActionContext;
 }
 
@@ -45,7 +47,14 @@ export function addApiRoutes(router: Router, manager: StateManager, options: Api
       sendJson(res, 201, { version, host: change.host });
     })
     .api('updateHost', ({ res, params, body }) => versioned(res, manager.apply({ type: 'host_updated', id: existingId(params, 'host'), fields: body })))
-    .api('removeHost', ({ res, params }) => versioned(res, manager.apply({ type: 'host_removed', id: existingId(params, 'host') })))
+    // A removed host's agent tokens end with it (its sessions close with 4401): a token may
+    // create its host on first register, so a live one would bring the host straight back.
+    .api('removeHost', async ({ res, params }) => {
+      const id = existingId(params, 'host');
+      const version = await manager.apply({ type: 'host_removed', id });
+      await options.agentTokens.revokeAgentTokensOf(id);
+      sendJson(res, 200, { version });
+    })
 
     // A command needs a live agent to carry it: created `pending`, sent to the agent by the
     // instance holding its session, `running` when the agent starts it.
