@@ -9,6 +9,7 @@ import { StateSync, type WebSocketConstructorLike } from '../src/client/index.js
 import { toFullState } from '../src/protocol/index.js';
 import { runAdmin } from '../src/server/admin-cli.js';
 import type { PgStore } from '../src/server/store/pg-store.js';
+import { withAgents } from './support/go-agent.js';
 import { api } from './support/http.js';
 import { freshDatabase, pgAvailable, PG_SKIP_REASON, type FreshDatabase } from './support/pg.js';
 import { SyncRecorder } from './support/sync-recorder.js';
@@ -114,6 +115,7 @@ describe.skipIf(!pgAvailable)('several instances on one PostgreSQL', () => {
   it('refuses a second command on a busy host whichever instance it goes through', async () => {
     const { instances } = await cluster(2);
     await api(instances[0]!.url, instances[0]!.token).addHost('web-1');
+    await withAgents(instances[0]!, ['web-1'], defer);
     const results = await Promise.all(instances.map((s) => api(s.url, s.token).post('/api/commands', { host_id: 'web-1', op: 'switch' })));
     expect(results.map((r) => r.status).sort()).toEqual([201, 409]);
   });

@@ -95,6 +95,8 @@ export class StateManager {
   /** The store is shared with other instances (it can be watched): versions may come from them. */
   private readonly shared: boolean;
   private catchUpWanted = false;
+  /** Callers of `caughtUp` waiting for the next catch-up to finish. */
+  private catchUpWaiters: Array<() => void> = [];
   private unwatch: (() => void) | null = null;
 
   private constructor(private readonly store: Store, epoch: string, version: number, state: FleetState, snapshotVersion: number, options: StateManagerOptions) {
@@ -215,6 +217,19 @@ export class StateManager {
     return this.store.commandOutputBytes(commandIds);
   }
 
+  /**
+   * With a shared store, resolves once what other instances committed before this call is in
+   * the state: a decision made on the state (is this host online?) then sees their writes. With
+   * a store of its own the state is always current.
+   */
+  caughtUp(): Promise<void> {
+    if (!this.shared || this.closed) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.catchUpWaiters.push(resolve);
+      this.requestCatchUp();
+    });
+  }
+
   /** Another instance committed: read and broadcast its changes, in order with ours. */
   private requestCatchUp(): void {
     if (this.closed) return;
@@ -262,7 +277,9 @@ export class StateManager {
     while (this.queue.length > 0 || this.catchUpWanted) {
       if (this.catchUpWanted) {
         this.catchUpWanted = false;
+        const waiters = this.catchUpWaiters.splice(0);
         await this.catchUp();
+        for (const resolve of waiters) resolve();
         continue;
       }
       await this.commitBatch(this.queue.splice(0, this.maxBatch));

@@ -37,7 +37,8 @@ export function heartbeatFields(host: Host, facts: HeartbeatFacts, memory: Publi
   const compartments = changedCompartments(host.compartments, facts.compartments);
   if (compartments.shown) urgent = true;
   const metricsDue = now - memory.metricsPublishedAt >= policy.metricsPublishMs;
-  const metricsShownChanged = !sameShownMetrics(host.metrics, facts.metrics);
+  // null: the agent cannot measure (the Go agent without StaSysMo); the host keeps what it had.
+  const metricsShownChanged = facts.metrics !== null && !sameShownMetrics(host.metrics, facts.metrics);
   const lastSeenDue = now - memory.lastPublishedAt >= policy.lastSeenPublishMs;
   if (!urgent && !(metricsShownChanged && metricsDue) && !lastSeenDue) return null;
 

@@ -59,6 +59,8 @@ export function addApiRoutes(router: Router, manager: StateManager, options: Api
     // A command needs a live agent to carry it: created `pending`, sent to the agent by the
     // instance holding its session, `running` when the agent starts it.
     .api('startCommand', async ({ res, body, principal }) => {
+      // Another instance may have just seen the host's agent register: read its writes first.
+      if (manager.state.hosts.get(body.host_id)?.status !== 'online') await manager.caughtUp();
       const host = manager.state.hosts.get(body.host_id);
       if (!host) throw new HttpError(404, 'not_found', `unknown host '${body.host_id}'`);
       if (host.status !== 'online') throw new HttpError(409, 'host_offline', `host '${host.id}' has no live agent to run ${body.op} (it is ${host.status})`);
