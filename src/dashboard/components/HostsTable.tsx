@@ -37,7 +37,7 @@ const HostRow = memo(function HostRow({ host, commandOp, commandStatus, selected
       <td data-field="metrics">
         <MetricsView metrics={host.metrics} />
       </td>
-      <td data-field="agent_version" class="mono" title={host.agent_version ?? 'unknown agent version'}>
+      <td data-field="agent_version" class="mono" title={agentTitle(host)}>
         {host.agent_version ?? <span class="muted">—</span>}
       </td>
       <td data-field="generation" class="mono" title={host.generation ?? 'no generation reported'}>
@@ -151,4 +151,12 @@ export function HostsTable() {
       </table>
     </div>
   );
+}
+
+/** The agent version with what the agent registered about its system, for the cell's tooltip. */
+function agentTitle(host: Host): string {
+  const parts = [host.agent_version ? `agent ${host.agent_version}` : 'unknown agent version'];
+  if (host.os_version) parts.push(`OS ${host.os_version}`);
+  if (host.nixpkgs_version) parts.push(`nixpkgs ${host.nixpkgs_version}`);
+  return parts.join(' · ');
 }
