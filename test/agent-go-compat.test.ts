@@ -162,6 +162,7 @@ describe('a Go agent on our server', () => {
     back.heartbeat(null, null, { generation: 'c0ffee1' });
     await until('success', () => command(server, id).status === 'success');
     expect(host(server)).toMatchObject({ status: 'online', agent_version: '3.2.0', generation: 'c0ffee1' });
+    expect(events(server).some((e) => e.includes('switch succeeded: the agent came back (agent 3.2.0, generation c0ffee1)'))).toBe(true);
   });
 
   it('a switch whose agent does not restart succeeds after the restart grace', async () => {

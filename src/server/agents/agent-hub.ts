@@ -194,6 +194,7 @@ export class AgentHub {
       ? [{ type: 'host_updated', id: hostId, fields }]
       : [hostAdded({ id: hostId, hostname: payload.hostname, host_type: fields.host_type!, status: 'online', last_seen: fields.last_seen!, agent_version: fields.agent_version!, generation: nullIfEmpty(payload.generation), os_version: fields.os_version!, nixpkgs_version: fields.nixpkgs_version!, metrics: null, compartments: {} }, this.options.actions)];
     session.hostname = payload.hostname;
+    session.sourceCommit = nullIfEmpty(payload.source_commit);
     session.registeredAt = now;
     session.publish.lastPublishedAt = now;
     if (payload.heartbeat_interval) session.intervalMs = payload.heartbeat_interval * 1000;
@@ -283,7 +284,10 @@ export class AgentHub {
     session.reconcileCommandId = null;
     const note = { actor: session.actor };
     if (command.exit_code !== null || RESTARTING_OPS.includes(command.op)) {
-      return lifecycle.finished(command, 'success', command.exit_code ?? 0, { ...note, message: `${command.op} succeeded: the agent came back`, details: { agent_version: this.manager.state.hosts.get(session.hostId)?.agent_version ?? null } });
+      const host = this.manager.state.hosts.get(session.hostId);
+      // The event names the build the agent came back as, so a stale binary shows.
+      const build = { agent_version: host?.agent_version ?? null, generation: host?.generation ?? null, source_commit: session.sourceCommit };
+      return lifecycle.finished(command, 'success', command.exit_code ?? 0, { ...note, message: `${command.op} succeeded: the agent came back (agent ${build.agent_version ?? 'unknown'}, generation ${build.generation ?? 'unknown'})`, details: build });
     }
     if (command.stop_requested_at !== null) return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} stopped: the agent runs nothing after reconnecting` });
     const message =

@@ -23,6 +23,8 @@ export class AgentSession {
   /** Set by a valid `register`. */
   hostname: string | null = null;
   registeredAt = 0;
+  /** The git commit the agent was built from, when it says (`source_commit`). */
+  sourceCommit: string | null = null;
   lastHeardAt: number;
   /** The heartbeat interval the agent registered with. */
   intervalMs = 5_000;
