@@ -220,6 +220,74 @@ describe('a Go agent on our server', () => {
   });
 });
 
+describe('commands that wait for offline hosts', () => {
+  it('queue: true answers 202 and keeps the command pending; it is sent when the agent registers, once', async () => {
+    const { server, agent, client } = await serverWithAgent();
+    agent.close();
+    await until('offline', () => host(server).status === 'offline');
+    const queued = await client.post('/api/commands', { host_id: 'web-1', op: 'pull', queue: true });
+    expect(queued.status).toBe(202);
+    expect(queued.body.command).toMatchObject({ status: 'pending', sent_at: null });
+    const id = queued.body.command.id as string;
+    expect((await client.post('/api/commands', { host_id: 'web-1', op: 'test', queue: true })).status).toBe(409); // one unfinished command per host
+    const back = new GoAgent(server.wsUrl, agent.token, { hostname: 'web-1' });
+    defer(() => back.close());
+    await back.start();
+    // `registered` does not name it (the agent has nothing to report on it); then it is sent.
+    expect(back.ofType('registered')[0]!.payload).toMatchObject({ command: null });
+    expect((await back.waitFor('command')).payload).toMatchObject({ command: 'pull', command_id: id });
+    expect(command(server, id).sent_at).not.toBeNull();
+    back.heartbeat('pull', 55);
+    back.status('ok', 'pull', 0);
+    await until('success', () => command(server, id).status === 'success');
+    // Reconnecting again sends nothing twice.
+    back.close();
+    const third = new GoAgent(server.wsUrl, agent.token, { hostname: 'web-1' });
+    defer(() => third.close());
+    await third.start();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(third.ofType('command')).toEqual([]);
+  });
+
+  it('a queued command can be cancelled while it waits, and expires when too old', async () => {
+    const { server, agent, client } = await serverWithAgent({ agents: { queueMaxAgeMs: 400, superviseIntervalMs: 50 } });
+    agent.close();
+    await until('offline', () => host(server).status === 'offline');
+    const first = (await client.post('/api/commands', { host_id: 'web-1', op: 'switch', queue: true })).body.command.id as string;
+    const cancelled = await client.post(`/api/commands/${first}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(command(server, first).status).toBe('cancelled');
+    const second = (await client.post('/api/commands', { host_id: 'web-1', op: 'switch', queue: true })).body.command.id as string;
+    await until('expired', () => command(server, second).status === 'cancelled', 5000);
+    expect(events(server).some((e) => e.startsWith('server: switch expired'))).toBe(true);
+  });
+
+  it('without queue, a command for an offline host is still refused with host_offline', async () => {
+    const { server, agent, client } = await serverWithAgent();
+    agent.close();
+    await until('offline', () => host(server).status === 'offline');
+    const res = await client.post('/api/commands', { host_id: 'web-1', op: 'pull' });
+    expect(res.status).toBe(409);
+    expect(res.body.message).toMatch(/"queue": true/);
+  });
+
+  it('a command marked sent whose agent reconnects without it ends "not delivered", never sent twice', async () => {
+    const { server, agent, client } = await serverWithAgent();
+    const id = (await client.post('/api/commands', { host_id: 'web-1', op: 'pull' })).body.command.id as string;
+    await agent.waitFor('command');
+    agent.kill(); // as if the frame was lost with the link
+    await until('offline', () => host(server).status === 'offline');
+    const back = new GoAgent(server.wsUrl, agent.token, { hostname: 'web-1' });
+    defer(() => back.close());
+    await back.start();
+    await new Promise((r) => setTimeout(r, 1_100));
+    back.heartbeat(null, null);
+    await until('error', () => command(server, id).status === 'error');
+    expect(back.ofType('command')).toEqual([]);
+    expect(events(server).some((e) => e.includes('was not delivered'))).toBe(true);
+  });
+});
+
 describe('agent access', () => {
   it('an unknown token gets 401 at the upgrade; a revoked one is closed with 4401', async () => {
     const server = await startTestServer();

@@ -107,8 +107,9 @@ describe('delta', () => {
     await mixedWorkload(server, 6, 10);
     const finalVersion = server.manager.version;
     // Per worker: its host, its agent's register (host + event); per round: the command (+ its
-    // event), first output (running + progress), host update, finish, event.
-    expect(finalVersion).toBe(6 * 3 + 6 * 10 * 7);
+    // event), its sending to the agent (sent_at + event), first output (running + progress),
+    // host update, finish, event.
+    expect(finalVersion).toBe(6 * 3 + 6 * 10 * 9);
 
     const deltasOf = (c: SyncRecorder) => c.frames.filter((f) => f.message.type === 'delta').map((f) => f.raw);
     for (const client of clients) {

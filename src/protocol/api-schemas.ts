@@ -41,6 +41,8 @@ export const StartCommandBody = z.strictObject({
   host_id: IdSchema,
   op: z.enum(OPS),
   pipeline_id: IdSchema.nullable().default(null),
+  /** For a host without a live agent: wait for it (202) instead of 409 `host_offline`. */
+  queue: z.boolean().default(false),
 });
 
 /** One chunk of command output; the request body limit bounds it as well. */

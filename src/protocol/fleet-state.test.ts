@@ -272,6 +272,7 @@ function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | null {
         pipeline_id: pipeline?.id ?? null,
         output: '',
         output_size: 0,
+        sent_at: null,
         pid: null,
         stop_requested_at: null,
         output_seq: 0,
@@ -724,7 +725,7 @@ function hostWith(id: string, hostname: string): Host {
 }
 
 function commandOn(hostId: string, id: string, pipelineId: string | null = null): Command {
-  return { id, host_id: hostId, op: 'switch', status: 'running', created_at: AT, started_at: AT, finished_at: null, exit_code: null, pipeline_id: pipelineId, output: '', output_size: 0, pid: null, stop_requested_at: null, output_seq: 0 };
+  return { id, host_id: hostId, op: 'switch', status: 'running', created_at: AT, started_at: AT, finished_at: null, exit_code: null, pipeline_id: pipelineId, output: '', output_size: 0, sent_at: null, pid: null, stop_requested_at: null, output_seq: 0 };
 }
 
 function pipelineOver(id: string, hosts: string[]): Pipeline {
@@ -900,7 +901,7 @@ describe('tail', () => {
 describe('a log written before agents', () => {
   it('folds hosts and commands without the agent fields as if they were null (0 for output_seq)', () => {
     const { os_version: _os, nixpkgs_version: _nix, ...oldHost } = hostWith('h1', 'web-1');
-    const { pid: _pid, stop_requested_at: _stop, output_seq: _seq, ...oldCommand } = commandOn('h1', 'c1');
+    const { sent_at: _sent, pid: _pid, stop_requested_at: _stop, output_seq: _seq, ...oldCommand } = commandOn('h1', 'c1');
     const state = emptyState();
     applyChange(state, { type: 'host_added', host: oldHost as Host });
     expect(state.hosts.get('h1')).toEqual(hostWith('h1', 'web-1'));

@@ -11,14 +11,15 @@ import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline 
  * means. The fold fills them in, so an old log and a new one read the same way everywhere.
  */
 const HOST_DEFAULTS = { os_version: null, nixpkgs_version: null } as const;
-const COMMAND_DEFAULTS = { pid: null, stop_requested_at: null, output_seq: 0 } as const;
+const COMMAND_DEFAULTS = { sent_at: null, pid: null, stop_requested_at: null, output_seq: 0 } as const;
 
 function withHostDefaults(host: Host): Host {
   return Object.hasOwn(host, 'os_version') ? host : { ...HOST_DEFAULTS, ...host };
 }
 
 function withCommandDefaults(command: Command): Command {
-  return Object.hasOwn(command, 'output_seq') ? command : { ...COMMAND_DEFAULTS, ...command };
+  for (const key of Object.keys(COMMAND_DEFAULTS)) if (!Object.hasOwn(command, key)) return { ...COMMAND_DEFAULTS, ...command };
+  return command;
 }
 
 /**

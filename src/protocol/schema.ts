@@ -115,6 +115,11 @@ export const CommandSchema = z.strictObject({
   output: z.string(),
   /** Characters of output received in total, so a client knows when `output` is only a tail. */
   output_size: z.number().int().min(0),
+  /**
+   * When the server sent it to the host's agent; null while it waits for one (a command queued
+   * for an offline host). A command is sent at most once.
+   */
+  sent_at: TimestampSchema.nullable(),
   /** The process id the agent runs the op as (its process group), once it said so. */
   pid: z.number().int().min(0).nullable(),
   /** When an operator asked to stop it; the agent's next `status` ends it `cancelled`. */
@@ -132,6 +137,7 @@ export const CommandFieldsSchema = z
   .strictObject({
     status: z.literal('running'),
     started_at: TimestampSchema,
+    sent_at: TimestampSchema,
     pid: CommandSchema.shape.pid,
     stop_requested_at: CommandSchema.shape.stop_requested_at,
     exit_code: CommandSchema.shape.exit_code,

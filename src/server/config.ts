@@ -178,6 +178,7 @@ export function configFromEnv(env: Record<string, string | undefined> = process.
       metricsPublishMs: read('NIXFLEET_METRICS_PUBLISH_INTERVAL', d.agents.metricsPublishMs, parseDuration),
       lastSeenPublishMs: read('NIXFLEET_LAST_SEEN_PUBLISH_INTERVAL', d.agents.lastSeenPublishMs, parseDuration),
       leaseTtlMs: read('NIXFLEET_AGENT_LEASE_TTL', d.agents.leaseTtlMs, parseDuration),
+      queueMaxAgeMs: read('NIXFLEET_QUEUE_MAX_AGE', d.agents.queueMaxAgeMs, (raw) => parseDuration(raw, 30 * 86_400_000)),
       opTimeouts: read('NIXFLEET_OP_TIMEOUTS', d.agents.opTimeouts, (raw) => parseOpTimeouts(raw, parseDuration)),
     },
   };

@@ -57,6 +57,7 @@ export function commandStarted(input: StartCommandInput, ctx: ActionContext): Ch
     pipeline_id: input.pipeline_id,
     output: '',
     output_size: 0,
+    sent_at: null,
     pid: null,
     stop_requested_at: null,
     output_seq: 0,

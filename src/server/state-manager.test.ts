@@ -71,7 +71,7 @@ function host(id: string): Change {
   };
 }
 function command(id: string, hostId: string): Change {
-  return { type: 'command_started', command: { id, host_id: hostId, op: 'switch', status: 'running', created_at: T, started_at: T, finished_at: null, exit_code: null, pipeline_id: null, output: '', output_size: 0, pid: null, stop_requested_at: null, output_seq: 0 } };
+  return { type: 'command_started', command: { id, host_id: hostId, op: 'switch', status: 'running', created_at: T, started_at: T, finished_at: null, exit_code: null, pipeline_id: null, output: '', output_size: 0, sent_at: null, pid: null, stop_requested_at: null, output_seq: 0 } };
 }
 
 describe('StateManager', () => {

@@ -20,7 +20,7 @@ function Elapsed({ from }: { from: string | null }) {
 function phaseOf(command: Command): string | null {
   if (command.stop_requested_at !== null) return 'stopping';
   if (command.exit_code !== null) return 'restarting agent';
-  if (command.status === 'pending') return 'waiting for the agent';
+  if (command.status === 'pending') return command.sent_at === null ? 'queued until its agent connects' : 'sent to the agent';
   return null;
 }
 

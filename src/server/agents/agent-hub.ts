@@ -219,8 +219,13 @@ export class AgentHub {
     }
     this.stats.registered++;
     const command = this.options.lifecycle.unfinishedOf(hostId);
-    session.reconcileCommandId = command?.id ?? null;
-    session.send('registered', { host_id: hostId, command: command?.op ?? null, command_id: command?.id ?? null, output_seq: command?.output_seq ?? 0 });
+    // A command waiting for this agent (queued while the host was offline) is not the agent's to
+    // report on: it is sent now, after `registered`.
+    const waiting = command && command.status === 'pending' && command.sent_at === null ? command : null;
+    session.reconcileCommandId = waiting ? null : (command?.id ?? null);
+    const reported = waiting ? null : command;
+    session.send('registered', { host_id: hostId, command: reported?.op ?? null, command_id: reported?.id ?? null, output_seq: reported?.output_seq ?? 0 });
+    if (waiting) await this.dispatch(session, waiting);
   }
 
   private async refuseRegistration(session: AgentSession, claimed: string, reason: string): Promise<void> {
@@ -292,7 +297,7 @@ export class AgentHub {
     if (command.stop_requested_at !== null) return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} stopped: the agent runs nothing after reconnecting` });
     const message =
       command.status === 'pending'
-        ? `${command.op} was not delivered: the agent reconnected without starting it; run it again`
+        ? `${command.op} was not delivered: the agent reconnected without starting it; run it again (a command is sent at most once)`
         : `${command.op} ended with no result: the agent runs nothing after reconnecting (it restarted, or its report was lost)`;
     return lifecycle.finished(command, 'error', null, { ...note, message });
   }
@@ -465,7 +470,13 @@ export class AgentHub {
   private follow(change: Change): void {
     if (change.type === 'command_started') {
       const session = this.sessions.get(change.command.host_id);
-      if (session?.registered && change.command.status === 'pending') session.send('command', { command: change.command.op, command_id: change.command.id });
+      const command = change.command;
+      if (session?.registered && command.status === 'pending' && command.sent_at === null) {
+        session.enqueue(
+          () => this.dispatch(session, command),
+          (error) => this.options.logger.error('sending a command to its agent failed', { host: session.hostId, command: command.id, error: (error as Error).message }),
+        );
+      }
       return;
     }
     const stopping = (change.type === 'command_updated' && change.fields.stop_requested_at) || (change.type === 'command_finished' && change.status === 'timeout');
@@ -473,6 +484,13 @@ export class AgentHub {
     const command: Command | undefined = this.manager.state.commands.get(change.id);
     const session = command && this.sessions.get(command.host_id);
     if (session?.registered) session.send('command', { command: 'stop', command_id: change.id });
+  }
+
+  /** Sends a command to its host's agent, at most once (marked `sent_at` first). */
+  private async dispatch(session: AgentSession, command: Command): Promise<void> {
+    if (session.closed || this.sessions.get(session.hostId) !== session) return;
+    const marked = await this.options.lifecycle.sent(command, { actor: session.actor, message: `${command.op} sent to the agent` });
+    if (marked) session.send('command', { command: command.op, command_id: command.id });
   }
 
   private hostEvent(session: AgentSession, level: 'info' | 'warning', message: string, details: Record<string, string | number | null>): Change {

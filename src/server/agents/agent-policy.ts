@@ -33,6 +33,8 @@ export interface AgentPolicy {
   opTimeouts: Record<string, OpTimeout>;
   /** How often the supervisor checks timeouts, stop grace and vanished agents. */
   superviseIntervalMs: number;
+  /** A command queued for an offline host that still waits after this long ends `cancelled`. */
+  queueMaxAgeMs: number;
   /** Several instances: a session's lease lasts this long unless its instance renews it (every second). */
   leaseTtlMs: number;
 }
@@ -60,6 +62,7 @@ export const DEFAULT_AGENT_POLICY: Readonly<AgentPolicy> = Object.freeze({
   opTimeouts: DEFAULT_OP_TIMEOUTS,
   superviseIntervalMs: 1_000,
   leaseTtlMs: 10_000,
+  queueMaxAgeMs: 24 * 3_600_000,
 });
 
 export function opTimeout(policy: AgentPolicy, op: string): OpTimeout {

@@ -42,6 +42,19 @@ export class CommandLifecycle {
     }
   }
 
+  /**
+   * Marks the command sent, before it is sent: a crash in between leaves a command marked sent
+   * that never left (it ends "not delivered" when its agent reports), never one sent twice.
+   * Answers whether this call marked it (false: it was sent already, or has ended).
+   */
+  async sent(command: Command, note: LifecycleNote): Promise<boolean> {
+    const current = this.manager.state.commands.get(command.id);
+    if (!current || current.sent_at !== null || current.status !== 'pending') return false;
+    await this.step(current, [{ type: 'command_updated', id: command.id, fields: { sent_at: iso(this.ctx) } }], note);
+    const after = this.manager.state.commands.get(command.id);
+    return after?.status === 'pending' && after.sent_at !== null;
+  }
+
   /** An operator (or the server, at a timeout) asks the agent to stop it. */
   async stopRequested(command: Command, note: LifecycleNote): Promise<void> {
     if (command.stop_requested_at !== null) return;

@@ -96,8 +96,13 @@ export class CommandSupervisor {
     if (command.stop_requested_at !== null && now - Date.parse(command.stop_requested_at) > policy.stopGraceMs) {
       return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} cancelled: the agent did not confirm the stop within ${policy.stopGraceMs / 1000} s` });
     }
+    // Waiting in the queue (never sent): it expires by age, and no agent window applies.
+    if (command.sent_at === null && command.status === 'pending') {
+      if (now - Date.parse(command.created_at) <= policy.queueMaxAgeMs) return;
+      return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} expired: its host had no agent for ${Math.round(policy.queueMaxAgeMs / 60_000)} min (NIXFLEET_QUEUE_MAX_AGE)` });
+    }
     const limits = opTimeout(policy, command.op);
-    const ranFor = now - Date.parse(command.started_at ?? command.created_at);
+    const ranFor = now - Date.parse(command.started_at ?? command.sent_at ?? command.created_at);
     if (ranFor > limits.hardMs) {
       return lifecycle.finished(command, 'timeout', null, { ...note, message: `${command.op} timed out after ${Math.round(limits.hardMs / 1000)} s; the agent was told to stop`, details: { hard_limit_ms: limits.hardMs } });
     }

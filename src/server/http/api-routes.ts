@@ -63,14 +63,13 @@ export function addApiRoutes(router: Router, manager: StateManager, options: Api
       if (manager.state.hosts.get(body.host_id)?.status !== 'online') await manager.caughtUp();
       const host = manager.state.hosts.get(body.host_id);
       if (!host) throw new HttpError(404, 'not_found', `unknown host '${body.host_id}'`);
-      if (host.status !== 'online') throw new HttpError(409, 'host_offline', `host '${host.id}' has no live agent to run ${body.op} (it is ${host.status})`);
+      const queued = host.status !== 'online';
+      if (queued && !body.queue) throw new HttpError(409, 'host_offline', `host '${host.id}' has no live agent to run ${body.op} (it is ${host.status}); send "queue": true to wait for it`);
       const change = commandStarted(body, ctx);
-      const event = eventLogged(
-        { level: 'info', category: 'command', message: `${body.op} requested`, actor: actorOf(principal!), host_id: host.id, action: body.op, details: { command_id: change.command.id } },
-        ctx,
-      );
+      const message = queued ? `${body.op} queued until the host's agent connects` : `${body.op} requested`;
+      const event = eventLogged({ level: 'info', category: 'command', message, actor: actorOf(principal!), host_id: host.id, action: body.op, details: { command_id: change.command.id, queued } }, ctx);
       const version = await manager.applyAll([change, event]);
-      sendJson(res, 201, { version, command: change.command });
+      sendJson(res, queued ? 202 : 201, { version, command: change.command });
     })
     .api('appendOutput', async ({ res, params, body, principal }) => {
       sendJson(res, 200, await options.output.append(writerOf(principal!), existingId(params, 'command'), body.output));
