@@ -15,7 +15,8 @@ import { CompartmentsView, LastSeenCell, MetricsView, StatusCell } from './HostC
 interface RowProps {
   host: Host;
   commandOp: Command['op'] | null;
-  commandStatus: Command['status'] | null;
+  /** The command's status, or `queued` for one that waits for the host's agent. */
+  commandStatus: Command['status'] | 'queued' | null;
   selected: boolean;
 }
 
@@ -139,7 +140,7 @@ export function HostsTable() {
           {range.before > 0 ? <Spacer height={range.before} /> : null}
           {hosts.slice(range.start, range.end).map((host) => {
             const command = host.pending_command ? commands.get(host.pending_command) : undefined;
-            return <HostRow key={host.id} host={host} commandOp={command?.op ?? null} commandStatus={command?.status ?? null} selected={selected.has(host.id)} />;
+            return <HostRow key={host.id} host={host} commandOp={command?.op ?? null} commandStatus={command ? (command.status === 'pending' && command.sent_at === null ? 'queued' : command.status) : null} selected={selected.has(host.id)} />;
           })}
           {range.after > 0 ? <Spacer height={range.after} /> : null}
           {hosts.length === 0 ? (
