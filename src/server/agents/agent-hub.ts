@@ -7,7 +7,7 @@
 // reaches the instance holding its host's session.
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { WebSocketServer, type WebSocket } from 'ws';
 import { AgentCloseCode, SWITCH_OPS } from '../../protocol/agent-wire.js';
 import type { Change, Command, HostFields } from '../../protocol/schema.js';
 import { isHostname, HOSTNAME_RULE } from '../../protocol/names.js';
@@ -23,6 +23,7 @@ import type { AgentPresence } from './agent-presence.js';
 import { AgentSession } from './agent-session.js';
 import { CommandLifecycle } from './command-lifecycle.js';
 import { heartbeatFields } from './heartbeat-changes.js';
+import { rawToString } from '../transport/raw-data.js';
 
 export interface AgentHubOptions {
   policy: AgentPolicy;
@@ -498,8 +499,3 @@ export class AgentHub {
   }
 }
 
-function rawToString(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}

@@ -11,6 +11,7 @@ import { maybeCrash } from '../fault-injection.js';
 import { silentLogger, type Logger } from '../logger.js';
 import type { Frame, StateManager } from '../state-manager.js';
 import { toWire, type WireFrame } from './wire-frames.js';
+import { rawToString } from './raw-data.js';
 
 export interface SyncHubOptions {
   beaconIntervalMs: number;
@@ -275,8 +276,3 @@ export class SyncHub {
   }
 }
 
-function rawToString(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
-}
