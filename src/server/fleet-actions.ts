@@ -44,7 +44,7 @@ export function hostAdded(input: CreateHostInput, ctx: ActionContext): Change & 
 }
 
 /** A new command, `pending` until its host's agent starts it (`command_updated` then says `running`). */
-export function commandStarted(input: StartCommandInput, ctx: ActionContext): Change & { type: 'command_started' } {
+export function commandStarted(input: Pick<StartCommandInput, 'host_id' | 'op' | 'pipeline_id'>, ctx: ActionContext): Change & { type: 'command_started' } {
   const command: Command = {
     id: ctx.newId('cmd'),
     host_id: input.host_id,
