@@ -157,10 +157,9 @@ describe('a Go agent on our server', () => {
     const back = new GoAgent(server.wsUrl, agent.token, { hostname: 'web-1', agentVersion: '3.2.0', generation: 'c0ffee1' });
     defer(() => back.close());
     await back.start();
-    expect(back.ofType('registered')[0]!.payload).toMatchObject({ host_id: 'web-1', command: 'switch' });
-    await new Promise((r) => setTimeout(r, 1_100)); // the agent's first beat after its start
-    back.heartbeat(null, null, { generation: 'c0ffee1' });
-    await until('success', () => command(server, id).status === 'success');
+    // Its return is the switch's success, at once: `registered` names no unfinished command.
+    expect(command(server, id).status).toBe('success');
+    expect(back.ofType('registered')[0]!.payload).toMatchObject({ host_id: 'web-1', command: null });
     expect(host(server)).toMatchObject({ status: 'online', agent_version: '3.2.0', generation: 'c0ffee1' });
     expect(events(server).some((e) => e.includes('switch succeeded: the agent came back (agent 3.2.0, generation c0ffee1)'))).toBe(true);
   });

@@ -25,7 +25,7 @@ import { processOpRunner, type OpExit, type OpRunnerFactory, type OutputStream }
 import { OpUnavailableError, opTableFor } from './ops.js';
 import { buildFields, registerPayload } from './register-payload.js';
 import { decodeServerMessage } from './server-messages.js';
-import { UpdateStatus } from './update-status.js';
+import { UpdateStatus, type UpdateStatusSource } from './update-status.js';
 
 export interface AgentTiming extends LinkTiming {
   /** Without `registered` this long after `register`, the server is taken for an old one. */
@@ -38,6 +38,8 @@ export interface AgentDeps {
   /** Starts ops; default: processes per NIXFLEET_OPS_FILE and the built-in commands. */
   opRunner?: OpRunnerFactory;
   metrics?: MetricsSource;
+  /** The heartbeat's `update_status`; default: what this agent's checking ops (test, refresh-*) learnt. */
+  updateStatus?: UpdateStatusSource;
   hostFacts?: HostFactsSource;
   clock?: AgentClock;
   /** Backoff jitter. */
@@ -78,7 +80,9 @@ export class Agent {
   private readonly hostFacts: HostFactsSource;
   private readonly opRunner: OpRunnerFactory;
   private readonly timing: AgentTiming;
-  private readonly updateStatus = new UpdateStatus();
+  /** What the checking ops this agent ran found; reported unless deps.updateStatus replaces it. */
+  private readonly learnt = new UpdateStatus();
+  private readonly updateStatus: UpdateStatusSource;
   private facts: HostFacts = { os_version: '', nixpkgs_version: '', generation: '' };
   /** A generation an op runner reported; it wins over the facts from then on. */
   private generationOverride: string | null = null;
@@ -101,6 +105,7 @@ export class Agent {
     this.clock = deps.clock ?? systemClock;
     this.metrics = deps.metrics ?? systemMetrics();
     this.hostFacts = deps.hostFacts ?? systemHostFacts(config);
+    this.updateStatus = deps.updateStatus ?? this.learnt;
     // The configured keepalive, unless a caller (a test) sets the timing itself.
     this.timing = { ...DEFAULT_AGENT_TIMING, pingIntervalMs: config.pingIntervalMs, deadAfterMs: config.deadAfterMs, ...deps.timing };
     this.opRunner =
@@ -341,7 +346,7 @@ export class Agent {
     if (message !== undefined) status.message = message;
     if (this.generation) status.generation = this.generation;
     // A checking op's verdict is its last line ("3 of 4 tests passed"), else how it ended.
-    this.updateStatus.record(run.op, exit.exitCode, lastLineOf(run) || message || '', new Date(this.clock.now()));
+    this.learnt.record(run.op, exit.exitCode, lastLineOf(run) || message || '', new Date(this.clock.now()));
     if (ok && SWITCH_OPS.includes(run.op) && this.config.restartAfterSwitch === 'exit') run.restartCode = this.config.restartExitCode;
     run.finish(status);
     this.logger.info('op finished', { op: run.op, exit_code: exit.exitCode, status: status.status, lines: run.output.lastSeq, ...(stopped ? { stopped: true } : {}) });

@@ -7,6 +7,7 @@ export { processOpRunner, runProcess, STOPPED_EXIT_CODE, type OpRunnerFactory, t
 export { systemMetrics, ProcMetrics, OsMetrics, type MetricsSource } from './metrics.js';
 export { systemHostFacts, type HostFacts, type HostFactsSource } from './host-facts.js';
 export { systemClock, type AgentClock } from './clock.js';
+export { UpdateStatus, type UpdateStatusSource } from './update-status.js';
 export { checkConnection, type CheckResult, type CheckOptions } from './check.js';
 export { DEFAULT_LINK_TIMING, type LinkTiming } from './link.js';
 export { AGENT_VERSION } from './version.js';

@@ -1,6 +1,7 @@
 // The `update_status` of the heartbeat: what the agent learnt from the ops that check things.
 // `test` sets tests, refresh-lock/refresh-system set lock/system, refresh-all both. `git` stays
-// empty, as in the original, whose dashboard computes that compartment itself.
+// empty, as in the original, whose dashboard computes that compartment itself. An embedder with
+// its own view of the checks (the demo's simulated hosts) passes an UpdateStatusSource instead.
 import type { WireCompartment, WireUpdateStatus } from '../protocol/agent-wire.js';
 import { OUTDATED_EXIT_CODE } from './ops.js';
 
@@ -15,7 +16,12 @@ const COMPARTMENTS_OF_OP: Readonly<Record<string, readonly Compartment[]>> = {
 
 const NEVER_CHECKED: WireCompartment = { status: '', message: '', checked_at: '' };
 
-export class UpdateStatus {
+/** What a heartbeat reports as `update_status`, asked at every heartbeat. */
+export interface UpdateStatusSource {
+  payload(): WireUpdateStatus | null;
+}
+
+export class UpdateStatus implements UpdateStatusSource {
   private readonly learnt = new Map<Compartment, WireCompartment>();
 
   /** Records what a finished op says; ops that check nothing are ignored. */

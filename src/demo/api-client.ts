@@ -1,6 +1,7 @@
-// The simulator's only way to touch the fleet: the public HTTP API over fetch. Never throws:
-// every answer, including a refused connection, is a result the caller can ignore; failures are
-// logged at debug. Tracks requests in flight so a stop can wait for (or abort) them.
+// The demo operator's hands: the public HTTP API over fetch, with an operator token, as any
+// automation would use it. Never throws: every answer, including a refused connection, is a
+// result the caller can ignore; failures are logged at debug. Tracks requests in flight so a stop
+// can wait for (or abort) them.
 import { API, apiPath, type ApiResponses, type ApiRoute } from '../protocol/api.js';
 import type { ApiRequest } from '../protocol/api-schemas.js';
 import type { Op } from '../protocol/schema.js';
@@ -23,10 +24,8 @@ export class FleetApi {
     private readonly baseUrl: string,
     private readonly logger: Logger,
     private readonly timeoutMs = 10_000,
-    /** Written into every event the simulator logs (the server records the token's name instead). */
-    private readonly actor = 'demo',
-    /** Bearer token the simulator acts with, like a real agent or automation. */
-    private readonly token: string | null = null,
+    /** The operator token the demo acts with. */
+    private readonly token: string,
   ) {}
 
   get requestsInFlight(): number {
@@ -38,16 +37,14 @@ export class FleetApi {
     for (const controller of this.inFlight) controller.abort(new Error('demo stopped'));
   }
 
-  getState = () => this.call('state');
-  addHost = (host: ApiRequest<'createHost'>) => this.call('createHost', {}, host);
-  updateHost = (id: string, fields: ApiRequest<'updateHost'>) => this.call('updateHost', { id }, fields);
   startCommand = (host_id: string, op: Op, pipeline_id: string | null = null) => this.call('startCommand', {}, { host_id, op, pipeline_id });
-  appendOutput = (id: string, output: string) => this.call('appendOutput', { id }, { output });
-  finishCommand = (id: string, status: ApiRequest<'finishCommand'>['status'], exit_code: number | null) => this.call('finishCommand', { id }, { status, exit_code });
-  startPipeline = (name: string, hosts: string[], stages: Op[]) => this.call('createPipeline', {}, { name, hosts, stages });
+  /** Asks the command's agent to stop it (202), or ends it at once when its host has no agent (200). */
+  cancelCommand = (id: string) => this.call('cancelCommand', { id });
+  startPipeline = (id: string, name: string, hosts: string[], stages: Op[]) => this.call('createPipeline', {}, { id, name, hosts, stages });
   updatePipeline = (id: string, fields: ApiRequest<'updatePipeline'>) => this.call('updatePipeline', { id }, fields);
   finishPipeline = (id: string, status: ApiRequest<'finishPipeline'>['status']) => this.call('finishPipeline', { id }, { status });
-  logEvent = (event: Omit<ApiRequest<'createEvent'>, 'actor'>) => this.call('createEvent', {}, { actor: this.actor, ...event });
+  /** The server names the token as the event's actor. */
+  logEvent = (event: Omit<ApiRequest<'createEvent'>, 'actor'>) => this.call('createEvent', {}, event);
 
   /** One route of the API contract (src/protocol/api.ts). */
   call<R extends ApiRoute>(name: R, params: Record<string, string> = {}, body?: ApiRequest<R>): Promise<ApiResult<ApiResponses[R]>> {
@@ -59,7 +56,7 @@ export class FleetApi {
     this.inFlight.add(controller);
     const timer = setTimeout(() => controller.abort(new Error(`no answer within ${this.timeoutMs}ms`)), this.timeoutMs);
     try {
-      const headers: Record<string, string> = this.token ? { authorization: `Bearer ${this.token}` } : {};
+      const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
       const init: RequestInit = { method, signal: controller.signal, headers };
       if (body !== undefined) {
         init.body = JSON.stringify(body);

@@ -1,22 +1,21 @@
-// What a host's compartment checks report (git, lock, system, tests), derived from the commit it
-// pulled, the one it runs and its last test run; ops move those and mark checks `working`.
+// What a simulated host's compartment checks say (git, lock, system, tests), derived from the
+// commit it pulled, the one it runs and its last test run; ops move those and mark the checks
+// they touch `working`. Its agent reports them in every heartbeat's `update_status`.
+import type { WireCompartment, WireUpdateStatus } from '../protocol/agent-wire.js';
 import { COMPARTMENT_NAMES, type Compartment, type Host } from '../protocol/schema.js';
 import type { FleetRepo } from './fleet-repo.js';
-import type { DemoOp, Outcome } from './output-lines.js';
+import type { Outcome } from './output-lines.js';
 import type { Rng } from './random.js';
 
 export type CompartmentName = (typeof COMPARTMENT_NAMES)[number];
 type CompartmentView = Pick<Compartment, 'status' | 'message'>;
 
-const TOUCHES: Record<DemoOp, CompartmentName[]> = {
+const TOUCHES: Readonly<Record<string, readonly CompartmentName[]>> = {
   pull: ['git', 'lock'],
   switch: ['system'],
   'pull-switch': ['git', 'lock', 'system'],
   test: ['tests'],
   rollback: ['system'],
-  restart: [],
-  stop: [],
-  reboot: [],
 };
 
 const WORKING_MESSAGE: Record<CompartmentName, string> = {
@@ -36,13 +35,14 @@ export interface OpPlan {
 
 export class HostChecks {
   repoCommit: string;
+  /** The generation the host runs. */
   systemCommit: string;
   private previousSystem: string;
   private testsRan: boolean;
   private readonly failures: Partial<Record<CompartmentName, string>> = {};
   private readonly working = new Set<CompartmentName>();
-  /** Status and message as last reported, so only changes are sent. */
-  private readonly reported = new Map<CompartmentName, string>();
+  /** Each check's last view and when it took it: a check keeps its time until its verdict changes. */
+  private readonly checked = new Map<CompartmentName, { key: string; at: string }>();
 
   constructor(
     private readonly repo: FleetRepo,
@@ -56,15 +56,7 @@ export class HostChecks {
     this.testsRan = rng.chance(0.8);
   }
 
-  get gitOutdated(): boolean {
-    return this.repo.behind(this.repoCommit) > 0;
-  }
-
-  get systemOutdated(): boolean {
-    return this.systemCommit !== this.repoCommit;
-  }
-
-  /** Continues from what an existing host last reported. */
+  /** Continues from what an existing host last reported (a second demo run on the same store). */
   adopt(host: Host): void {
     if (host.generation) {
       this.systemCommit = host.generation;
@@ -72,10 +64,13 @@ export class HostChecks {
     }
     this.testsRan = host.compartments.tests.status !== 'unknown';
     if (host.compartments.tests.status === 'error') this.failures.tests = host.compartments.tests.message || 'checks failed';
-    for (const name of COMPARTMENT_NAMES) this.reported.set(name, key(host.compartments[name]));
+    for (const name of COMPARTMENT_NAMES) {
+      const { checked_at } = host.compartments[name];
+      if (checked_at) this.checked.set(name, { key: key(host.compartments[name]), at: checked_at });
+    }
   }
 
-  plan(op: DemoOp): OpPlan {
+  plan(op: string): OpPlan {
     const target = this.repo.head.hash;
     const pulls = op === 'pull' || op === 'pull-switch';
     const to = pulls ? target : op === 'switch' ? this.repoCommit : op === 'rollback' ? this.previousSystem : this.systemCommit;
@@ -83,69 +78,60 @@ export class HostChecks {
   }
 
   /** Marks the checks `op` affects as working. */
-  begin(op: DemoOp): void {
-    for (const name of TOUCHES[op]) this.working.add(name);
+  begin(op: string): void {
+    for (const name of TOUCHES[op] ?? []) this.working.add(name);
   }
 
-  /** Ends the working state; a finished op (not a cancelled one) moves commits and failures. */
-  end(op: DemoOp, outcome: Outcome | null, plan: OpPlan): void {
+  /** Ends the working state; a finished op (`null`: stopped, which changes nothing) moves commits and failures. */
+  end(op: string, outcome: Outcome | null, plan: OpPlan): void {
     this.working.clear();
     if (outcome === null) return;
-    const failure = outcome === 'timeout' ? 'timed out' : null;
     switch (op) {
       case 'pull':
         if (outcome === 'success') {
           this.repoCommit = plan.target;
           delete this.failures.git;
-        } else this.failures.git = failure ?? 'fetch failed: could not resolve github.com';
+        } else this.failures.git = 'fetch failed: could not resolve github.com';
         break;
       case 'pull-switch':
+        // Its pull part always succeeds (output-lines.ts): a failure is the build's.
         this.repoCommit = plan.target;
         delete this.failures.git;
-        this.switched(outcome, failure);
+        this.switched(outcome);
         break;
       case 'switch':
-        this.switched(outcome, failure);
+        this.switched(outcome);
         break;
       case 'test':
         this.testsRan = true;
         if (outcome === 'success') delete this.failures.tests;
-        else this.failures.tests = failure ?? '1 check failed';
+        else this.failures.tests = '1 check failed';
         break;
       case 'rollback':
         if (outcome === 'success') [this.systemCommit, this.previousSystem] = [this.previousSystem, this.systemCommit];
         break;
-      case 'restart':
-      case 'stop':
-      case 'reboot':
-        break;
     }
   }
 
-  /** Checks whose status or message changed since last reported (every one when `all`). */
-  changed(now: string, all = false): Record<CompartmentName, Compartment> | undefined {
-    const changed: Partial<Record<CompartmentName, Compartment>> = {};
+  /** The four checks as a heartbeat's `update_status`, each with the time its verdict last changed. */
+  updateStatus(now: Date): WireUpdateStatus {
+    const status: Partial<Record<CompartmentName, WireCompartment>> = {};
     for (const name of COMPARTMENT_NAMES) {
       const view = this.view(name);
-      if (!all && this.reported.get(name) === key(view)) continue;
-      this.reported.set(name, key(view));
-      changed[name] = { ...view, checked_at: now };
+      let checked = this.checked.get(name);
+      if (checked?.key !== key(view)) this.checked.set(name, (checked = { key: key(view), at: now.toISOString() }));
+      status[name] = { status: view.status, message: view.message, checked_at: checked.at };
     }
-    return Object.keys(changed).length > 0 ? (changed as Record<CompartmentName, Compartment>) : undefined;
+    return status;
   }
 
-  /** Forgets what was reported (the report may not have arrived): the next one sends all. */
-  unreported(): void {
-    this.reported.clear();
-  }
-
-  private switched(outcome: Outcome, failure: string | null): void {
+  private switched(outcome: Outcome): void {
     if (outcome === 'success') {
       if (this.systemCommit !== this.repoCommit) this.previousSystem = this.systemCommit;
       this.systemCommit = this.repoCommit;
       delete this.failures.system;
     } else {
-      this.failures.system = failure ?? 'build failed: 1 derivation failed';
+      this.failures.system = 'build failed: 1 derivation failed';
     }
   }
 
@@ -161,7 +147,7 @@ export class HostChecks {
       case 'lock':
         return this.repo.lockBehind(this.repoCommit) ? { status: 'outdated', message: 'flake.lock behind origin/main (nixpkgs)' } : { status: 'ok', message: 'flake inputs match origin/main' };
       case 'system':
-        return this.systemOutdated
+        return this.systemCommit !== this.repoCommit
           ? { status: 'outdated', message: `running ${this.systemCommit}, configuration at ${this.repoCommit}` }
           : { status: 'ok', message: `generation ${this.systemCommit} active` };
       case 'tests':

@@ -1,7 +1,8 @@
 // The `npm run demo` entry point: a NixFleet server (data in ./data/demo unless NIXFLEET_DATA_DIR
-// is set) with a simulated fleet driving it over HTTP; SIGINT/SIGTERM stop both cleanly.
+// is set) and, in the same process, a simulated fleet of real agents connected to it over real
+// sockets, with an operator at work; SIGINT/SIGTERM stop both cleanly.
 import { ConfigError, configFromEnv, createLogger, exitOnSignals, randomPassword, startServer, StoreError, type ServerConfig } from '../server/index.js';
-import { FleetSimulator } from './fleet-simulator.js';
+import { DemoFleet } from './demo-fleet.js';
 import { DEMO_USAGE, DemoUsageError, parseDemoOptions, type DemoOptions } from './options.js';
 
 export const DEMO_DATA_DIR = './data/demo';
@@ -53,20 +54,18 @@ async function main(): Promise<void> {
     fail(`cannot start: ${reason}`, 1);
   }
   const url = localUrl(server.url);
-  // The simulated fleet acts with an operator token of its own, revoked when the demo stops.
-  const fleetToken = await server.auth.createToken({ name: 'demo fleet', role: 'operator' }, 'demo');
   // A demo store is for trying things: without NIXFLEET_ADMIN_PASSWORD, admin gets a fresh
   // password at every start, shown below, so a newcomer can always log in.
   const adminPassword = config.adminPassword ?? randomPassword();
   if (config.adminPassword === null) {
     await server.auth.setPassword('admin', adminPassword).catch(() => server.auth.addUser('admin', 'admin', adminPassword));
   }
-  const simulator = new FleetSimulator({ baseUrl: url, hosts: options.hosts, speed: options.speed, logger, token: fleetToken.token });
+  // The fleet issues its own tokens (an operator's, one per host's agent) and revokes them at stop.
+  const fleet = new DemoFleet({ server: { url, wsUrl: localUrl(server.wsUrl), auth: server.auth }, hosts: options.hosts, speed: options.speed, logger });
 
   exitOnSignals(
     async () => {
-      await simulator.stop();
-      await server.auth.revokeToken(fleetToken.id).catch(() => {});
+      await fleet.stop();
       await server.close();
     },
     logger,
@@ -77,16 +76,22 @@ async function main(): Promise<void> {
     [
       `nixfleet listening on ${server.url} (epoch ${server.manager.epoch}, version ${server.manager.version})`,
       '',
-      `  NixFleet demo: ${options.hosts} simulated host${options.hosts === 1 ? '' : 's'}, speed ${options.speed}x, data in ${config.dataDir}`,
+      `  NixFleet demo: ${options.hosts} simulated host${options.hosts === 1 ? '' : 's'} (real agents, simulated ops), speed ${options.speed}x, data in ${config.dataDir}`,
       '',
       `    open ${url}`,
       `    log in as admin, password: ${config.adminPassword === null ? adminPassword : '(NIXFLEET_ADMIN_PASSWORD)'}`,
       '',
-      '  Ctrl-C stops the fleet and the server.',
+      '  Ctrl-C stops the agents, their ops and the server.',
       '',
     ].join('\n'),
   );
-  await simulator.start();
+  try {
+    await fleet.start();
+  } catch (error) {
+    await fleet.stop();
+    await server.close();
+    fail(`cannot start the fleet: ${(error as Error).message}`, 1);
+  }
 }
 
 void main();

@@ -52,9 +52,6 @@ export function hostProfiles(count: number): HostProfile[] {
   return profiles;
 }
 
-/** Agent versions in the fleet: most hosts are current, a few lag behind. */
-export const AGENT_VERSIONS = { '2.4.1': 8, '2.4.0': 3, '2.3.7': 1 } as const;
-
 export const COMMIT_MESSAGES = [
   'nginx: raise worker_connections',
   'postgresql: bump to 16.4',

@@ -3,6 +3,8 @@
 // [--duration-scale X] [--fail-rate Y] [--seed N] [--hostname H] [--host-type nixos|macos]`
 // prints the output the op would print (output-lines.ts) over a realistic duration, exits 0 or,
 // at the fail rate, with the op's failure code; on SIGTERM/SIGINT it says so and dies of it.
+// The demo's agents say which commits the op moves between (NIXFLEET_SIM_FROM, NIXFLEET_SIM_TO),
+// so a pull prints the simulated repository's own hashes.
 import { hostname as osHostname } from 'node:os';
 import { outputLines, type DemoOp, type Outcome, type OutputContext } from './output-lines.js';
 import { Rng, seededRandom } from './random.js';
@@ -16,10 +18,14 @@ interface Options {
   seed: number | null;
   hostname: string;
   hostType: 'nixos' | 'macos';
+  /** The commit the host is at, and the one the op moves to (random when not given). */
+  fromCommit: string | null;
+  toCommit: string | null;
 }
 
 const USAGE = 'usage: simulated-op <op> [--duration-scale X] [--fail-rate Y] [--seed N] [--hostname H] [--host-type nixos|macos]\n' +
-  '  (defaults from NIXFLEET_SIM_DURATION_SCALE, NIXFLEET_SIM_FAIL_RATE, NIXFLEET_HOSTNAME)';
+  '  (defaults from NIXFLEET_SIM_DURATION_SCALE, NIXFLEET_SIM_FAIL_RATE, NIXFLEET_HOSTNAME, NIXFLEET_SIM_HOST_TYPE;\n' +
+  '   NIXFLEET_SIM_FROM and NIXFLEET_SIM_TO name the commits the op moves between)';
 
 /** Seconds an op takes at scale 1, as [min, max]. */
 const DURATIONS: Readonly<Record<string, readonly [number, number]>> = {
@@ -57,7 +63,9 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
     failRate: env.NIXFLEET_SIM_FAIL_RATE ? number(env.NIXFLEET_SIM_FAIL_RATE, 'NIXFLEET_SIM_FAIL_RATE', 0, 1) : 0.05,
     seed: null,
     hostname: env.NIXFLEET_HOSTNAME || osHostname().split('.')[0] || 'localhost',
-    hostType: process.platform === 'darwin' ? 'macos' : 'nixos',
+    hostType: env.NIXFLEET_SIM_HOST_TYPE === 'macos' || env.NIXFLEET_SIM_HOST_TYPE === 'nixos' ? env.NIXFLEET_SIM_HOST_TYPE : process.platform === 'darwin' ? 'macos' : 'nixos',
+    fromCommit: commitOrNull(env.NIXFLEET_SIM_FROM),
+    toCommit: commitOrNull(env.NIXFLEET_SIM_TO),
   };
   for (let i = 0; i < rest.length; i += 2) {
     const flag = rest[i];
@@ -71,6 +79,11 @@ function parseOptions(args: string[], env: NodeJS.ProcessEnv): Options {
   }
   if (!DURATIONS[options.op]) usage(`unknown op "${options.op}" (known: ${Object.keys(DURATIONS).join(', ')})`);
   return options;
+}
+
+/** A short git hash, or null for anything else (the simulator then makes one up). */
+function commitOrNull(raw: string | undefined): string | null {
+  return raw !== undefined && /^[0-9a-f]{7,40}$/.test(raw) ? raw : null;
 }
 
 function usage(problem: string): never {
@@ -131,7 +144,7 @@ async function main(): Promise<void> {
     });
   }
   const outcome: Outcome = rng.chance(options.failRate) ? 'error' : 'success';
-  const ctx: OutputContext = { hostname: options.hostname, hostType: options.hostType, fromCommit: rng.gitHash(), toCommit: rng.gitHash(), outcome };
+  const ctx: OutputContext = { hostname: options.hostname, hostType: options.hostType, fromCommit: options.fromCommit ?? rng.gitHash(), toCommit: options.toCommit ?? rng.gitHash(), outcome };
   const lines = linesFor(options.op, ctx, rng);
   const [min, max] = DURATIONS[options.op]!;
   const totalMs = rng.between(min, max) * 1000 * options.durationScale;

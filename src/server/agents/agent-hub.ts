@@ -219,7 +219,13 @@ export class AgentHub {
       throw error;
     }
     this.stats.registered++;
-    const command = this.options.lifecycle.unfinishedOf(hostId);
+    let command = this.options.lifecycle.unfinishedOf(hostId);
+    // A fresh register is what a switch that reported success (or a restart, a reboot) waits
+    // for: the agent is back. Its heartbeats need not be awaited.
+    if (command && (command.exit_code !== null || (RESTARTING_OPS.includes(command.op) && command.sent_at !== null))) {
+      await this.cameBack(session, command);
+      command = this.options.lifecycle.unfinishedOf(hostId);
+    }
     // A command waiting for this agent (queued while the host was offline) is not the agent's to
     // report on: it is sent now, after `registered`.
     const waiting = command && command.status === 'pending' && command.sent_at === null ? command : null;
@@ -289,18 +295,22 @@ export class AgentHub {
     if (this.now() - session.registeredAt < RECONCILE_AFTER_MS) return;
     session.reconcileCommandId = null;
     const note = { actor: session.actor };
-    if (command.exit_code !== null || RESTARTING_OPS.includes(command.op)) {
-      const host = this.manager.state.hosts.get(session.hostId);
-      // The event names the build the agent came back as, so a stale binary shows.
-      const build = { agent_version: host?.agent_version ?? null, generation: host?.generation ?? null, source_commit: session.sourceCommit };
-      return lifecycle.finished(command, 'success', command.exit_code ?? 0, { ...note, message: `${command.op} succeeded: the agent came back (agent ${build.agent_version ?? 'unknown'}, generation ${build.generation ?? 'unknown'})`, details: build });
-    }
+    if (command.exit_code !== null || RESTARTING_OPS.includes(command.op)) return this.cameBack(session, command);
     if (command.stop_requested_at !== null) return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} stopped: the agent runs nothing after reconnecting` });
     const message =
       command.status === 'pending'
         ? `${command.op} was not delivered: the agent reconnected without starting it; run it again (a command is sent at most once)`
         : `${command.op} ended with no result: the agent runs nothing after reconnecting (it restarted, or its report was lost)`;
     return lifecycle.finished(command, 'error', null, { ...note, message });
+  }
+
+  /** A switch, restart or reboot whose agent registered again has succeeded. */
+  private cameBack(session: AgentSession, command: Command): Promise<void> {
+    const host = this.manager.state.hosts.get(session.hostId);
+    // The event names the build the agent came back as, so a stale binary shows.
+    const build = { agent_version: host?.agent_version ?? null, generation: host?.generation ?? null, source_commit: session.sourceCommit };
+    const message = `${command.op} succeeded: the agent came back (agent ${build.agent_version ?? 'unknown'}, generation ${build.generation ?? 'unknown'})`;
+    return this.options.lifecycle.finished(command, 'success', command.exit_code ?? 0, { actor: session.actor, message, details: build });
   }
 
   // ── output ──────────────────────────────────────────────────────────────────────────────────
@@ -424,9 +434,11 @@ export class AgentHub {
     if (!session.registered || session.replaced) return;
     const host = this.manager.state.hosts.get(hostId);
     if (!host || host.status === 'offline') return;
+    // A clean close (the agent stopping or restarting itself) is news, not trouble.
+    const clean = code === 1000 || code === 1001;
     await this.manager.applyAll([
       { type: 'host_updated', id: hostId, fields: { status: 'offline' } },
-      this.hostEvent(session, 'warning', `agent disconnected (${code}${reason ? ` ${reason}` : ''})`, { close_code: code }),
+      this.hostEvent(session, clean ? 'info' : 'warning', `agent disconnected (${code}${reason ? ` ${reason}` : ''})`, { close_code: code }),
     ]);
   }
 
