@@ -27,6 +27,7 @@ export class GoAgent {
   refusedStatus: number | null = null;
   private socket: WebSocket | null = null;
   private beating: NodeJS.Timeout | null = null;
+  private readonly listeners = new Set<(message: ReceivedAgentMessage) => void>();
 
   constructor(
     readonly wsUrl: string,
@@ -48,7 +49,11 @@ export class GoAgent {
         resolve();
       });
       socket.on('error', () => resolve());
-      socket.on('message', (data) => this.received.push(JSON.parse(data.toString())));
+      socket.on('message', (data) => {
+        const message = JSON.parse(data.toString()) as ReceivedAgentMessage;
+        this.received.push(message);
+        for (const listener of this.listeners) listener(message);
+      });
       socket.on('close', (code, reason) => {
         this.closeCode = code;
         this.closeReason = reason.toString();
@@ -60,8 +65,27 @@ export class GoAgent {
   async start(): Promise<this> {
     await this.connect();
     this.register();
-    await this.waitFor('registered');
+    // Registering commits a change (and, with PostgreSQL, takes a lease): generous on a busy machine.
+    await this.waitFor('registered', 0, 15_000);
     return this;
+  }
+
+  /** Calls `listener` with every message received from now on; returns the function that stops it. */
+  onMessage(listener: (message: ReceivedAgentMessage) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /**
+   * Opens a new link and registers again, waiting for the new `registered` (an agent coming
+   * back). Rejects at once when the server does not accept the link.
+   */
+  async reconnect(): Promise<void> {
+    const seen = this.ofType('registered').length;
+    await this.connect();
+    if (!this.open) throw new Error(`agent ${this.options.hostname}: the server did not accept the link`);
+    this.register();
+    await this.waitFor('registered', seen);
   }
 
   get open(): boolean {
