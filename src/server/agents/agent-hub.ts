@@ -445,6 +445,8 @@ export class AgentHub {
   private async check(): Promise<void> {
     const now = this.now();
     for (const session of this.sessions.values()) {
+      // A session paused for backpressure is busy with the agent's backlog, not silent.
+      if (session.paused) session.lastHeardAt = now;
       const silentFor = now - session.lastHeardAt;
       const allowed = this.options.policy.missedHeartbeats * session.intervalMs;
       if (silentFor > allowed) {

@@ -2,6 +2,7 @@
 // last heard, and the output lines it sent that are not yet committed. Messages are handled one
 // at a time in arrival order (a chain of promises), so a `status` can never overtake the output
 // lines before it.
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { WebSocket } from 'ws';
 import type { ServerToAgent } from '../../protocol/agent-wire.js';
 import type { Principal } from '../auth/roles.js';
@@ -17,6 +18,16 @@ export interface OutputBatch {
 }
 
 let nextSessionId = 1;
+
+/**
+ * Backpressure: past this many messages waiting, the socket is paused (TCP then slows the agent:
+ * the Go agent blocks in its write); below the low mark it reads again. So a flooding agent
+ * costs bounded memory, not its whole backlog.
+ */
+const BACKLOG_HIGH = 256;
+const BACKLOG_LOW = 32;
+/** The chain yields to the event loop after this many messages, so one agent cannot stall it. */
+const YIELD_EVERY = 64;
 
 export class AgentSession {
   readonly id = nextSessionId++;
@@ -42,6 +53,11 @@ export class AgentSession {
   readonly stopsSent = new Set<number>();
   readonly timers = new Set<NodeJS.Timeout>();
   private chain: Promise<void> = Promise.resolve();
+  /** Messages received and not yet handled. */
+  private backlog = 0;
+  private handledSinceYield = 0;
+  /** Times the socket was paused for backpressure (stats, tests). */
+  pauses = 0;
 
   constructor(
     readonly socket: WebSocket,
@@ -62,9 +78,34 @@ export class AgentSession {
     return `agent:${this.hostname ?? this.hostId}`;
   }
 
-  /** Runs `task` after every message before it; a failing task is reported, the chain goes on. */
+  /**
+   * Runs `task` after every message before it; a failing task is reported, the chain goes on.
+   * Pauses the socket while the backlog is deep and yields to the event loop now and then.
+   */
   enqueue(task: () => Promise<void>, onError: (error: unknown) => void): void {
-    this.chain = this.chain.then(task).catch(onError);
+    this.backlog++;
+    if (this.backlog > BACKLOG_HIGH && !this.socket.isPaused && !this.closed) {
+      this.pauses++;
+      this.socket.pause();
+    }
+    this.chain = this.chain
+      .then(async () => {
+        if (++this.handledSinceYield >= YIELD_EVERY) {
+          this.handledSinceYield = 0;
+          await yieldToLoop();
+        }
+        await task();
+      })
+      .catch(onError)
+      .finally(() => {
+        this.backlog--;
+        if (this.backlog <= BACKLOG_LOW && this.socket.isPaused) this.socket.resume();
+      });
+  }
+
+  /** Paused for backpressure: silence now is ours, not the agent's. */
+  get paused(): boolean {
+    return this.socket.isPaused;
   }
 
   /** Resolves when every message received so far is handled. */
