@@ -178,6 +178,8 @@ describe('a Go agent on our server', () => {
     await agent.waitFor('command');
     agent.status('ok', 'switch', 0);
     await until('reported', () => command(server, id).exit_code === 0);
+    // It succeeded on the host; only the agent's return is awaited: nothing left to stop.
+    expect((await client.post(`/api/commands/${id}/cancel`)).status).toBe(409);
     agent.kill();
     await until('error', () => command(server, id).status === 'error', 5000);
     expect(events(server).some((e) => e.includes('reported success, but the agent did not come back'))).toBe(true);

@@ -1,6 +1,7 @@
 // The HTTP API over a real socket: every route's success, its errors (400 naming the field,
 // 404, 409, 405, 413, 415), and the promise that nothing invalid reaches the change log.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { hostDetailOf } from '../src/protocol/fleet-state.js';
 import { cleanupAfterEach } from './support/cleanups.js';
 import { withAgents } from './support/go-agent.js';
 import { api, request } from './support/http.js';
@@ -104,20 +105,32 @@ describe('commands', () => {
 });
 
 describe('pipelines and events', () => {
-  it('starts, updates and finishes a pipeline', async () => {
+  it('starts a pipeline the server runs; the routes that let a client drive one answer 405', async () => {
     await http.addHost('a');
     await http.addHost('b');
     const started = await http.post('/api/pipelines', { name: 'do-all', hosts: ['a', 'b'], stages: ['pull', 'switch', 'test'] });
     expect(started.status).toBe(201);
-    expect(started.body.pipeline).toMatchObject({ status: 'running', current_stage: 0, host_status: { a: 'pending', b: 'pending' } });
+    expect(started.body.pipeline).toMatchObject({ status: 'running', run_by: 'server', current_stage: 0, host_status: { a: 'pending', b: 'pending' }, parallel: null, canary: null, max_failures: null });
     const id = started.body.pipeline.id as string;
-    expect((await http.patch(`/api/pipelines/${id}`, { current_stage: 1, host_status: { a: 'success', b: 'failed' } })).status).toBe(200);
-    expect((await http.patch(`/api/pipelines/${id}`, { current_stage: 3 })).status).toBe(409);
-    expect((await http.patch(`/api/pipelines/${id}`, { host_status: { c: 'success' } })).status).toBe(409);
-    expect((await http.post(`/api/pipelines/${id}/finish`, { status: 'partial' })).status).toBe(200);
-    expect(server.manager.state.pipelines.get(id)).toMatchObject({ status: 'partial', current_stage: 1, host_status: { a: 'success', b: 'failed' } });
-    expect((await http.post(`/api/pipelines/${id}/finish`, { status: 'complete' })).status).toBe(409);
+    // Neither host has an agent: both are dropped when their first stage is due, and it fails.
+    await until('the pipeline ends', () => server.manager.state.pipelines.get(id)?.status === 'failed');
+    expect(hostDetailOf(server.manager.state.pipelines.get(id)!, 'a').dropped).toMatchObject({ reason: 'offline', stage: 0, op: 'pull' });
+    const version = server.manager.version;
+    for (const [method, path, body] of [
+      ['PATCH', `/api/pipelines/${id}`, { current_stage: 1, host_status: { a: 'success' } }],
+      ['POST', `/api/pipelines/${id}/finish`, { status: 'complete' }],
+      ['POST', `/api/pipelines/${id}/finish`, undefined],
+    ] as const) {
+      const res = await request(server.url, method, path, body, server.authHeaders);
+      expect({ method, path, status: res.status, error: res.body.error }).toEqual({ method, path, status: 405, error: 'method_not_allowed' });
+      expect(res.body.message).toMatch(/^the server runs pipelines/);
+      expect(res.headers.get('allow')).toBe('');
+    }
+    expect((await http.post(`/api/pipelines/${id}/cancel`)).status).toBe(409);
+    expect(server.manager.version).toBe(version);
     expect((await http.post('/api/pipelines', { name: 'x', hosts: ['a', 'ghost'], stages: ['pull'] })).status).toBe(404);
+    const preset = await http.post('/api/pipelines', { name: 'agents', hosts: ['a'], preset: 'update-agent' });
+    expect(preset.body.pipeline).toMatchObject({ stages: ['pull', 'switch', 'restart'], preset: 'update-agent' });
   });
 
   it('logs events, trimmed to the configured limit', async () => {
@@ -164,6 +177,16 @@ describe('bad input', () => {
       ['POST', '/api/commands', { host_id: 'h1' }, 400, /^op: /],
       ['POST', '/api/pipelines', { name: 'p', hosts: [], stages: ['pull'] }, 400, /^hosts: /],
       ['POST', '/api/pipelines', { name: 'p', hosts: ['h1', 'h1'], stages: ['pull'] }, 400, /repeat/],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'] }, 400, /^stages: give either stages or a preset \(do-all, update-agent\), not neither/],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], preset: 'do-all' }, 400, /^stages: .*not both/],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], preset: 'yolo' }, 400, /^preset: /],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], parallel: 0 }, 400, /^parallel: /],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], parallel: 1.5 }, 400, /^parallel: /],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], canary: 1 }, 400, /^canary: must leave hosts after the canary/],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], canary: 0 }, 400, /^canary: /],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], max_failures: 1 }, 400, /^max_failures: must be less than the 1 hosts/],
+      ['POST', '/api/pipelines', { name: 'p', hosts: ['h1'], stages: ['pull'], max_failures: -1 }, 400, /^max_failures: /],
+      ['POST', '/api/commands', { host_id: 'h1', op: 'pull', pipeline_id: 'p-1' }, 400, /^pipeline_id: a command cannot join a pipeline/],
       ['POST', '/api/events', { level: 'info', category: 'x', message: 'm', details: { nested: { a: 1 } } }, 400, /details/],
       ['POST', '/api/events', { level: 'info', category: 'x', message: 'm', details: { constructor: 1 } }, 400, /details/],
       ['POST', '/api/events', { level: 'loud', category: 'x', message: 'm' }, 400, /^level: /],

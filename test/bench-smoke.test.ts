@@ -63,6 +63,28 @@ describe('benchmarks at smoke size', () => {
     }
   }, 60_000);
 
+  it('agents: every agent registers and beats, the browsers time stamped heartbeats and converge on the server state', async () => {
+    const { rows, details } = (await (await load('agents')).run(SMOKE.agents)) as unknown as { rows: Row[]; details: Array<{ unexpectedCloses: Record<string, number>; stamps: number }> };
+    expect(rows).toHaveLength(SMOKE.agents.cases.length);
+    for (const [i, row] of rows.entries()) {
+      expectNumbers(row, ['heartbeats/s', 'server CPU % of a core', 'changes/s', 'commits/s', 'p50 ms', 'p99 ms']);
+      expect(row['agents online']).toBe(`${row.agents}/${row.agents}`);
+      expect(row['browsers converged']).toBe(`${SMOKE.agents.browsers}/${SMOKE.agents.browsers}`);
+      expect(details[i]!.stamps).toBeGreaterThan(0);
+      expect(details[i]!.unexpectedCloses).toEqual({});
+    }
+  }, 90_000);
+
+  it('output flood: the stored log stops at the cap with its marker; every browser ends with success and the same tail', async () => {
+    const { rows } = await (await load('output-flood')).run(SMOKE.outputFlood);
+    expect(rows).toHaveLength(1);
+    const row = rows[0]!;
+    expectNumbers(row, ['agent send s', 'success s', 'baseline RSS MiB', 'peak RSS MiB', 'changes']);
+    expect(row['stored = cap + marker']).toBe(true);
+    expect(row['cap marker at the end']).toBe(true);
+    expect(row['browsers success + same tail']).toBe(`${SMOKE.outputFlood.browsers}/${SMOKE.outputFlood.browsers}`);
+  }, 90_000);
+
   it('browser: the dashboard renders frames and catches up, socket in its worker and on the page', async () => {
     const { rows } = await (await load('browser')).run(SMOKE.browser);
     expect(rows.map((row) => row.socket)).toEqual(['worker', 'page']);

@@ -4,6 +4,8 @@ import { copyFileSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { afterEach, describe, expect, it } from 'vitest';
+import { hostDetailOf } from '../src/protocol/fleet-state.js';
+import type { Pipeline } from '../src/protocol/schema.js';
 import { DATABASE_FILE } from '../src/server/store/sqlite-store.js';
 import { api } from './support/http.js';
 import { until } from './support/until.js';
@@ -49,7 +51,12 @@ async function populate(target: { url: string; token: string }): Promise<{ comma
   }
   await http.post(`/api/commands/${command}/finish`, { status: 'success', exit_code: 0 });
   const pipeline = (await http.post('/api/pipelines', { name: 'do-all', hosts: ['web-1', 'mac-1'], stages: ['pull', 'switch', 'test'] })).body.pipeline.id as string;
-  await http.patch(`/api/pipelines/${pipeline}`, { current_stage: 1, host_status: { 'web-1': 'success' } });
+  // The server runs it: web-1 gets its pull (it waits for an agent), mac-1 has none and is dropped.
+  await until('the pipeline took its first steps', async () => {
+    const state = (await http.get('/api/state')).body.payload;
+    const running = state.pipelines.find((p: Pipeline) => p.id === pipeline) as Pipeline;
+    return hostDetailOf(running, 'web-1').steps.length === 1 && running.host_status['mac-1'] === 'skipped';
+  });
   for (let i = 0; i < 8; i++) await http.post('/api/events', { level: 'info', category: 'test', message: `event ${i}`, details: { i } });
   return { commandId: command, output };
 }

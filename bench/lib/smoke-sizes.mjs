@@ -7,5 +7,7 @@ export const SMOKE = {
   memory: { clients: 20, steps: 2 },
   browser: { hosts: 50, rate: 500, seconds: 1 },
   chromium: { rate: 500, seconds: 1 },
+  agents: { cases: [{ agents: 40, intervalMs: 2000 }, { agents: 20, intervalMs: 1500 }], browsers: 4, seconds: 2, warmupSeconds: 1, stampsPerSecond: 250, browserWorkers: 1 },
+  outputFlood: { runs: [{ mib: 3, rate: null }], capMiB: 1, browsers: 4, browserWorkers: 1, server: { agents: { restartGraceMs: 300 } } },
 };
 

@@ -1,7 +1,7 @@
 // Small helpers shared by the benchmarks: clocks, percentiles from a latency histogram, memory,
 // temporary directories and table formatting.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 /** Monotonic nanoseconds; CLOCK_MONOTONIC is shared by every process on the machine. */
@@ -76,4 +76,25 @@ export async function until(predicate, timeoutMs, what, everyMs = 5) {
     if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
+}
+
+/**
+ * Jiffies the whole machine spent busy and in all, from /proc/stat (null elsewhere): two readings
+ * give the cores busy in between, to tell a quiet run from one that shared the machine.
+ */
+export function machineCpu() {
+  try {
+    const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = fields[3] + (fields[4] ?? 0);
+    const total = fields.reduce((sum, value) => sum + value, 0);
+    return { busy: total - idle, total };
+  } catch {
+    return null;
+  }
+}
+
+/** Cores busy between two machineCpu() readings. */
+export function busyCores(before, after) {
+  if (!before || !after || after.total === before.total) return null;
+  return ((after.busy - before.busy) / (after.total - before.total)) * cpus().length;
 }

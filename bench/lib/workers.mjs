@@ -10,8 +10,9 @@ export class ClientPool {
     this.workers = workers;
   }
 
-  static async start(count) {
-    const workers = Array.from({ length: count }, () => fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+  /** `count` child processes of `worker` (default: the clients worker; the agent benchmarks pass their own). */
+  static async start(count, worker = WORKER) {
+    const workers = Array.from({ length: count }, () => fork(worker, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     const pool = new ClientPool(workers);
     await Promise.all(workers.map((w) => next(w, 'up', 10_000)));
     return pool;

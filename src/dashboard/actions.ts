@@ -34,5 +34,6 @@ export async function runOp(hostIds: readonly string[], op: Op): Promise<boolean
 
 export const addHost = (hostname: string, hostType: api.HostType) => attempt(`Could not add host ${hostname}`, () => api.addHost(hostname, hostType));
 export const removeHost = (id: string) => attempt(`Could not remove host ${id}`, () => api.removeHost(id));
-export const startPipeline = (name: string, hostIds: string[], stages: Op[]) => attempt(`Could not start pipeline ${name}`, () => api.startPipeline(name, hostIds, stages));
+export const startPipeline = (name: string, hostIds: string[], plan: api.PipelinePlan) => attempt(`Could not start pipeline ${name}`, () => api.startPipeline(name, hostIds, plan));
+export const cancelPipeline = (id: string, name: string) => attempt(`Could not cancel pipeline ${name}`, () => api.cancelPipeline(id));
 export const cancelCommand = (id: string, label: string) => attempt(`Could not cancel ${label}`, () => api.cancelCommand(id));

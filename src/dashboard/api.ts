@@ -60,7 +60,10 @@ export const addHost = (hostname: string, hostType: HostType) => callApi('create
 export const removeHost = (id: string) => callApi('removeHost', { params: { id } });
 export const startCommand = (hostId: string, op: Op) => callApi('startCommand', { body: { host_id: hostId, op } });
 export const cancelCommand = (id: string) => callApi('cancelCommand', { params: { id } });
-export const startPipeline = (name: string, hosts: string[], stages: Op[]) => callApi('createPipeline', { body: { name, hosts, stages } });
+/** What a pipeline runs (its stages, or a preset) and how (the rollout controls, each optional). */
+export type PipelinePlan = Omit<ApiRequest<'createPipeline'>, 'name' | 'hosts' | 'id'>;
+export const startPipeline = (name: string, hosts: string[], plan: PipelinePlan) => callApi('createPipeline', { body: { name, hosts, ...plan } });
+export const cancelPipeline = (id: string) => callApi('cancelPipeline', { params: { id } });
 
 /** The whole log of a command as text/plain (the state carries only its tail). */
 export function commandOutputUrl(id: string): string {

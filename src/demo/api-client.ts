@@ -40,9 +40,9 @@ export class FleetApi {
   startCommand = (host_id: string, op: Op, pipeline_id: string | null = null) => this.call('startCommand', {}, { host_id, op, pipeline_id });
   /** Asks the command's agent to stop it (202), or ends it at once when its host has no agent (200). */
   cancelCommand = (id: string) => this.call('cancelCommand', { id });
-  startPipeline = (id: string, name: string, hosts: string[], stages: Op[]) => this.call('createPipeline', {}, { id, name, hosts, stages });
-  updatePipeline = (id: string, fields: ApiRequest<'updatePipeline'>) => this.call('updatePipeline', { id }, fields);
-  finishPipeline = (id: string, status: ApiRequest<'finishPipeline'>['status']) => this.call('finishPipeline', { id }, { status });
+  /** A pipeline of a preset (the server runs it). */
+  startPipeline = (id: string, preset: 'do-all' | 'update-agent', hosts: string[]) => this.call('createPipeline', {}, { id, name: preset, hosts, preset });
+  cancelPipeline = (id: string) => this.call('cancelPipeline', { id });
   /** The server names the token as the event's actor. */
   logEvent = (event: Omit<ApiRequest<'createEvent'>, 'actor'>) => this.call('createEvent', {}, event);
 

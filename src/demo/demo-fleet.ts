@@ -4,12 +4,11 @@
 // HTTP API, `do-all` pipelines, and now and then a new commit to the fleet's repository, all
 // paced by `speed`. stop() ends every loop, op process, agent and token it started.
 import { silentLogger, type Logger, type NixFleetServer } from '../server/index.js';
-import type { Host, Pipeline } from '../protocol/schema.js';
+import type { Host } from '../protocol/schema.js';
 import { FleetApi } from './api-client.js';
 import { SimClock } from './clock.js';
 import { FleetRepo } from './fleet-repo.js';
 import { FleetView } from './fleet-view.js';
-import { watchForeignPipelines } from './foreign-work.js';
 import { cancelLeftovers } from './leftovers.js';
 import { hostProfiles } from './names.js';
 import { idleHosts, operatorLoop } from './operator.js';
@@ -69,7 +68,6 @@ export class DemoFleet {
   private operatorTokenId: string | null = null;
   private readonly agentTokenIds = new Map<string, string>();
   /** Pipelines the demo drives (its own and those it took over), and the hosts they hold. */
-  private readonly claimed = new Set<string>();
   private readonly reserved = new Set<string>();
   private api: FleetApi | null = null;
   private view: FleetView | null = null;
@@ -146,20 +144,10 @@ export class DemoFleet {
     const hostIds = new Set(this.hosts.map((h) => h.id));
     const view = this.view;
     const api = this.api;
-    const pipelineDeps: PipelineDeps = { api, view, clock: this.clock, rng: this.rng, reserved: this.reserved, claim: (id) => this.claimed.add(id) };
+    const pipelineDeps: PipelineDeps = { api, view, clock: this.clock, rng: this.rng, reserved: this.reserved };
     this.tasks.spawn('operator', () => operatorLoop({ api, view, clock: this.clock, rng: this.rng, hostIds, reserved: this.reserved }));
     this.tasks.spawn('pipelines', () => this.pipelineLoop(pipelineDeps, hostIds));
     this.tasks.spawn('commits', () => this.commitLoop(api));
-    this.tasks.spawn('foreign pipelines', () =>
-      watchForeignPipelines({
-        view,
-        clock: this.clock,
-        hostIds,
-        reserved: this.reserved,
-        isClaimed: (id) => this.claimed.has(id),
-        takeOver: (pipeline: Pipeline) => void this.tasks.spawn(`pipeline ${pipeline.id}`, () => runPipeline(pipelineDeps, pipeline.hosts, pipeline)),
-      }),
-    );
   }
 
   private async teardown(): Promise<void> {
@@ -170,7 +158,7 @@ export class DemoFleet {
     try {
       await this.tasks.drain();
       if (this.api && this.view && this.hosts.length > 0) {
-        const ended = await cancelLeftovers(this.api, this.view, new Set(this.hosts.map((h) => h.id)), this.claimed, 'the demo stopped');
+        const ended = await cancelLeftovers(this.api, this.view, new Set(this.hosts.map((h) => h.id)));
         this.logger.debug('demo leftovers ended', ended);
       }
     } finally {

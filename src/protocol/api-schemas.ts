@@ -3,7 +3,7 @@
 // could not carry. The server's front door parses every body with these before a handler runs.
 import { z } from 'zod';
 import type { ApiRoute } from './api.js';
-import { TOKEN_ROLES, USER_ROLES } from './constants.js';
+import { PIPELINE_PRESET_NAMES, TOKEN_ROLES, USER_ROLES } from './constants.js';
 import {
   CompartmentsSchema,
   COMMAND_TERMINAL_STATUSES,
@@ -40,7 +40,13 @@ export const UpdateHostBody = HostFieldsSchema;
 export const StartCommandBody = z.strictObject({
   host_id: IdSchema,
   op: z.enum(OPS),
-  pipeline_id: IdSchema.nullable().default(null),
+  /**
+   * Only null (or absent): the server runs pipelines and starts their commands itself. Still an
+   * id in the type, so a client that sends one learns why it is refused instead of "unknown key".
+   */
+  pipeline_id: IdSchema.nullable()
+    .default(null)
+    .refine((id) => id === null, 'a command cannot join a pipeline: the server runs pipelines and starts their commands (POST /api/pipelines)'),
   /** For a host without a live agent: wait for it (202) instead of 409 `host_offline`. */
   queue: z.boolean().default(false),
 });
@@ -55,15 +61,33 @@ export const FinishCommandBody = z.strictObject({
   exit_code: z.number().int().nullable(),
 });
 
-export const CreatePipelineBody = z.strictObject({
-  name: PipelineSchema.shape.name,
-  id: IdSchema.optional(),
-  hosts: PipelineSchema.shape.hosts.refine((hosts) => new Set(hosts).size === hosts.length, 'must not repeat a host'),
-  stages: PipelineSchema.shape.stages,
-});
+export const CreatePipelineBody = z
+  .strictObject({
+    name: PipelineSchema.shape.name,
+    id: IdSchema.optional(),
+    hosts: PipelineSchema.shape.hosts.refine((hosts) => new Set(hosts).size === hosts.length, 'must not repeat a host'),
+    /** The ops to run, in order; or name a `preset` instead. */
+    stages: PipelineSchema.shape.stages.optional(),
+    preset: z.enum(PIPELINE_PRESET_NAMES).optional(),
+    parallel: PipelineSchema.shape.parallel.unwrap().optional(),
+    canary: z.number().int().min(1).optional(),
+    max_failures: z.number().int().min(0).optional(),
+  })
+  .superRefine((body, ctx) => {
+    if ((body.stages === undefined) === (body.preset === undefined)) {
+      ctx.addIssue({ code: 'custom', path: ['stages'], message: `give either stages or a preset (${PIPELINE_PRESET_NAMES.join(', ')}), ${body.stages === undefined ? 'not neither' : 'not both'}` });
+    }
+    const hosts = body.hosts.length;
+    if (body.canary !== undefined && body.canary >= hosts) {
+      ctx.addIssue({ code: 'custom', path: ['canary'], message: `must leave hosts after the canary: at most ${hosts - 1} of these ${hosts} hosts` });
+    }
+    if (body.max_failures !== undefined && body.max_failures >= hosts) {
+      ctx.addIssue({ code: 'custom', path: ['max_failures'], message: `must be less than the ${hosts} hosts, or it never stops the rollout; leave it out for no limit` });
+    }
+  });
 
+/** Bodies of the routes by which a client drove a pipeline by hand; they answer 405 now (the server runs pipelines). */
 export const UpdatePipelineBody = PipelineFieldsSchema;
-
 export const FinishPipelineBody = z.strictObject({
   status: z.enum(PIPELINE_TERMINAL_STATUSES),
 });
@@ -128,8 +152,6 @@ export const API_BODIES = {
   appendOutput: { schema: CommandOutputBody },
   finishCommand: { schema: FinishCommandBody },
   createPipeline: { schema: CreatePipelineBody },
-  updatePipeline: { schema: UpdatePipelineBody },
-  finishPipeline: { schema: FinishPipelineBody },
   createEvent: { schema: CreateEventBody },
   createToken: { schema: CreateTokenBody, maxBytes: CREDENTIALS },
   createUser: { schema: CreateUserBody, maxBytes: CREDENTIALS },
@@ -138,8 +160,11 @@ export const API_BODIES = {
   disableTotp: { schema: TotpChangeBody, maxBytes: CREDENTIALS, emptyAsObject: true },
 } as const satisfies Partial<Record<ApiRoute, BodyRule>>;
 
+/** What the retired routes took, for clients not yet moved off them: the server reads none of it. */
+type RetiredBodies = { updatePipeline: typeof UpdatePipelineBody; finishPipeline: typeof FinishPipelineBody };
+
 type Bodies = typeof API_BODIES;
 /** What a handler gets: the parsed body (defaults filled in), or undefined for a route without one. */
 export type ApiBody<R extends ApiRoute> = R extends keyof Bodies ? z.output<Bodies[R]['schema']> : undefined;
 /** What a client sends (defaults may be left out). */
-export type ApiRequest<R extends ApiRoute> = R extends keyof Bodies ? z.input<Bodies[R]['schema']> : undefined;
+export type ApiRequest<R extends ApiRoute> = R extends keyof Bodies ? z.input<Bodies[R]['schema']> : R extends keyof RetiredBodies ? z.input<RetiredBodies[R]> : undefined;

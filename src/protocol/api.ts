@@ -55,7 +55,10 @@ export const API = {
   cancelCommand: route('POST', '/api/commands/:id/cancel', role('operate')),
   commandOutput: route('GET', '/api/commands/:id/output', role('read')),
 
+  /** Starts it at once: the server runs it (docs/PIPELINES.md). */
   createPipeline: route('POST', '/api/pipelines', role('operate')),
+  cancelPipeline: route('POST', '/api/pipelines/:id/cancel', role('operate')),
+  /** Retired: a client drove pipelines by hand through these. They answer 405 (RETIRED_ROUTES). */
   updatePipeline: route('PATCH', '/api/pipelines/:id', role('operate')),
   finishPipeline: route('POST', '/api/pipelines/:id/finish', role('operate')),
 
@@ -73,6 +76,15 @@ export const API = {
 } as const satisfies Record<string, RouteSpec>;
 
 export type ApiRoute = keyof typeof API;
+
+/**
+ * Routes kept in the table so that the front door still checks who calls them (an old client
+ * learns why, a stranger learns nothing), answered with 405 and this message.
+ */
+export const RETIRED_ROUTES = {
+  updatePipeline: 'the server runs pipelines: a client can no longer move one along; start one with POST /api/pipelines, stop one with POST /api/pipelines/:id/cancel',
+  finishPipeline: 'the server runs pipelines and ends them itself; to stop one, POST /api/pipelines/:id/cancel',
+} as const satisfies Partial<Record<ApiRoute, string>>;
 
 /** A route's path with its parameters filled in, each one encoded as one segment. */
 export function apiPath(name: ApiRoute, params: Record<string, string> = {}): string {
@@ -125,8 +137,11 @@ export interface ApiResponses {
   /** text/plain, streamed. */
   commandOutput: string;
   createPipeline: Versioned & { pipeline: Pipeline };
-  updatePipeline: Versioned;
-  finishPipeline: Versioned;
+  /** 202: nothing new starts; its running commands were told to stop; it ends `cancelled` once they ended. */
+  cancelPipeline: Versioned & { status: 'cancelling' };
+  /** Retired: always 405. */
+  updatePipeline: never;
+  finishPipeline: never;
   createEvent: Versioned & { event: EventLogEntry };
   listTokens: { tokens: TokenInfo[] };
   /** The token is shown this once. */

@@ -11,6 +11,35 @@ export const COMMAND_TERMINAL_STATUSES = ['success', 'error', 'timeout', 'cancel
 export const PIPELINE_ACTIVE_STATUSES = ['pending', 'running'] as const;
 export const PIPELINE_TERMINAL_STATUSES = ['complete', 'partial', 'failed', 'cancelled'] as const;
 export const PIPELINE_HOST_STATUSES = ['pending', 'running', 'success', 'failed', 'skipped'] as const;
+/**
+ * Who moves a pipeline along: the server's runner, or (`client`) a client that drove it by hand
+ * through routes that no longer exist (a log written before the runner). The runner leaves those
+ * alone; they can only be cancelled.
+ */
+export const PIPELINE_RUNNERS = ['server', 'client'] as const;
+/** Which batch a pipeline runs now: its canary hosts, or the rollout (every host when there is no canary). */
+export const PIPELINE_PHASES = ['canary', 'rollout'] as const;
+/** How a host's command of one stage went: `started` until it ends, then the command's terminal status. */
+export const PIPELINE_STEP_STATUSES = ['started', ...COMMAND_TERMINAL_STATUSES] as const;
+/**
+ * Why a host left a pipeline before its last stage: its command of a stage `failed` (error,
+ * timeout or cancelled), it was `offline` (no live agent) when its command was due, the rollout
+ * `stopped` (a failed canary, too many failures) before it got there, or the pipeline was `cancelled`.
+ */
+export const PIPELINE_DROP_REASONS = ['failed', 'offline', 'stopped', 'cancelled'] as const;
+/** Why a rollout stopped early (it then ends `failed`). See docs/PIPELINES.md. */
+export const PIPELINE_STOP_REASONS = ['canary_failed', 'canary_unproven', 'max_failures'] as const;
+/**
+ * Named lists of stages. `update-agent` is the original dashboard's "update agent" without its
+ * first step (bumping the agent's flake input and pushing it), which is the dashboard's own git
+ * business: the hosts pull whatever the repository holds.
+ */
+export const PIPELINE_PRESETS = {
+  'do-all': ['pull', 'switch', 'test'],
+  'update-agent': ['pull', 'switch', 'restart'],
+} as const satisfies Record<string, readonly (typeof OPS)[number][]>;
+export type PipelinePreset = keyof typeof PIPELINE_PRESETS;
+export const PIPELINE_PRESET_NAMES = Object.keys(PIPELINE_PRESETS) as [PipelinePreset, ...PipelinePreset[]];
 export const EVENT_LEVELS = ['info', 'success', 'warning', 'error'] as const;
 /** Every change type this version of the protocol knows (ChangeSchema has exactly these). */
 export const CHANGE_TYPES = [

@@ -3,7 +3,7 @@
 // schedule is valid where it lands; shrinking works on the intents.
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { applyChange, checkChange, cloneState, emptyState, fromFullState, tail, toFullState, type FleetState } from './fleet-state.js';
+import { applyChange, checkChange, cloneState, emptyState, fromFullState, hostDetailOf, tail, toFullState, type FleetState } from './fleet-state.js';
 import { isDisplayName } from './names.js';
 import {
   COMMAND_TERMINAL_STATUSES,
@@ -14,7 +14,12 @@ import {
   HOST_STATUSES,
   HOST_TYPES,
   OPS,
+  PIPELINE_DROP_REASONS,
   PIPELINE_HOST_STATUSES,
+  PIPELINE_PHASES,
+  PIPELINE_PRESET_NAMES,
+  PIPELINE_RUNNERS,
+  PIPELINE_STOP_REASONS,
   PIPELINE_TERMINAL_STATUSES,
   isTerminalCommandStatus,
   isTerminalPipelineStatus,
@@ -27,7 +32,9 @@ import {
   type HostFields,
   type Limits,
   type Pipeline,
+  type PipelineDrop,
   type PipelineFields,
+  type PipelineHostUpdate,
 } from './schema.js';
 
 const NUM_RUNS = 200;
@@ -93,11 +100,36 @@ type Intent =
   | { kind: 'progress'; pick: number; chunk: string; seq: number | null }
   | { kind: 'updateCommand'; pick: number; pid: number | null; stopAt: string | null; exitCode: number | null }
   | { kind: 'finishCommand'; pick: number; status: (typeof COMMAND_TERMINAL_STATUSES)[number]; exit_code: number | null; at: string }
-  | { kind: 'startPipeline'; hostPicks: number[]; stages: Command['op'][]; name: string; status: 'pending' | 'running'; hostStatus: Pipeline['host_status'][string]; at: string }
-  | { kind: 'updatePipeline'; pick: number; stage: number | null; status: 'pending' | 'running' | null; hostStatus: { pick: number; status: Pipeline['host_status'][string] }[] }
+  | { kind: 'startPipeline'; hostPicks: number[]; stages: Command['op'][]; name: string; status: 'pending' | 'running'; hostStatus: Pipeline['host_status'][string]; at: string; runner: RunnerFields; hostStage: number; dropped: DropPick | null }
+  | { kind: 'updatePipeline'; pick: number; stage: number | null; status: 'pending' | 'running' | null; hostStatus: { pick: number; status: Pipeline['host_status'][string] }[]; runner: Partial<Pick<PipelineFields, 'phase' | 'cancel_requested_at' | 'stop_reason'>>; hostDetail: { pick: number; stage: number | null; dropped: DropPick | null }[] }
+  /** A pipeline starts a host's command of its next stage: the runner's atomic pair. */
+  | { kind: 'pipelineStep'; pick: number; hostPick: number; at: string }
   | { kind: 'finishPipeline'; pick: number; status: (typeof PIPELINE_TERMINAL_STATUSES)[number]; at: string }
   | { kind: 'event'; event: Omit<EventLogEntry, 'id' | 'host_id'>; hostPick: number | null }
   | { kind: 'limits'; limits: Limits };
+
+/** The rollout fields of a new pipeline (run_by `client` is what an old log's pipeline reads as). */
+type RunnerFields = Pick<Pipeline, 'run_by' | 'preset' | 'parallel' | 'canary' | 'max_failures' | 'phase' | 'cancel_requested_at' | 'stop_reason'>;
+/** A drop, its stage taken modulo the pipeline's stages when resolved. */
+type DropPick = Omit<PipelineDrop, 'op' | 'command_id'> & { withCommand: boolean };
+
+const runnerFields: fc.Arbitrary<RunnerFields> = fc.record(
+  {
+    run_by: fc.constantFrom(...PIPELINE_RUNNERS),
+    preset: orNull(fc.constantFrom(...PIPELINE_PRESET_NAMES)),
+    parallel: orNull(fc.integer({ min: 1, max: 4 })),
+    canary: orNull(fc.integer({ min: 1, max: 3 })),
+    max_failures: orNull(fc.integer({ min: 0, max: 3 })),
+    phase: fc.constantFrom(...PIPELINE_PHASES),
+    cancel_requested_at: orNull(timestamp),
+    stop_reason: orNull(fc.constantFrom(...PIPELINE_STOP_REASONS)),
+  },
+  { noNullPrototype: true },
+);
+const dropPick: fc.Arbitrary<DropPick> = fc.record(
+  { reason: fc.constantFrom(...PIPELINE_DROP_REASONS), stage: fc.nat({ max: 49 }), exit_code: orNull(fc.integer({ min: -1, max: 255 })), message: text(20, 1), withCommand: fc.boolean() },
+  { noNullPrototype: true },
+);
 
 const intent: fc.Arbitrary<Intent> = fc.oneof(
   {
@@ -178,8 +210,12 @@ const intent: fc.Arbitrary<Intent> = fc.oneof(
       status: fc.constantFrom('pending' as const, 'running' as const),
       hostStatus: fc.constantFrom(...PIPELINE_HOST_STATUSES),
       at: timestamp,
+      runner: runnerFields,
+      hostStage: fc.nat(),
+      dropped: orNull(dropPick),
     }),
   },
+  { weight: 3, arbitrary: fc.record({ kind: fc.constant('pipelineStep' as const), pick: fc.nat(), hostPick: fc.nat(), at: timestamp }) },
   {
     weight: 2,
     arbitrary: fc.record({
@@ -188,6 +224,11 @@ const intent: fc.Arbitrary<Intent> = fc.oneof(
       stage: orNull(fc.nat()),
       status: orNull(fc.constantFrom('pending' as const, 'running' as const)),
       hostStatus: fc.array(fc.record({ pick: fc.nat(), status: fc.constantFrom(...PIPELINE_HOST_STATUSES) }), { maxLength: 3 }),
+      runner: fc.record(
+        { phase: fc.constantFrom(...PIPELINE_PHASES), cancel_requested_at: timestamp, stop_reason: fc.constantFrom(...PIPELINE_STOP_REASONS) },
+        { requiredKeys: [], noNullPrototype: true },
+      ),
+      hostDetail: fc.array(fc.record({ pick: fc.nat(), stage: orNull(fc.nat()), dropped: orNull(dropPick) }), { maxLength: 2 }),
     }),
   },
   {
@@ -226,8 +267,16 @@ class Ids {
   }
 }
 
-/** Turns one intent into a change valid against `state`, or null when it does not apply there. */
-function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | null {
+/** A drop as a pipeline of these stages can hold it, naming one of its recent commands or none. */
+function resolveDrop(drop: DropPick, pipeline: Pick<Pipeline, 'stages'>, commands: readonly Command[]): PipelineDrop {
+  const { withCommand, ...rest } = drop;
+  const stage = drop.stage % pipeline.stages.length;
+  const command = withCommand ? commands[0] : undefined;
+  return { ...rest, stage, op: pipeline.stages[stage]!, command_id: command?.id ?? null };
+}
+
+/** Turns one intent into a change (or an atomic group) valid against `state`, or null when it does not apply there. */
+function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | Change[] | null {
   const hosts = [...state.hosts.values()];
   const commands = [...state.commands.values()];
   const pipelines = [...state.pipelines.values()];
@@ -306,8 +355,29 @@ function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | null {
         created_at: it.at,
         started_at: it.status === 'running' ? it.at : null,
         finished_at: null,
+        ...it.runner,
+        // Either none (as a pipeline from before the runner) or one per host, in their order.
+        host_detail:
+          it.runner.run_by === 'client' ? [] : members.map((id, i) => ({ host: id, stage: (it.hostStage + i) % it.stages.length, steps: [], dropped: it.dropped && i === 0 ? resolveDrop(it.dropped, it, commands) : null })),
       };
       return { type: 'pipeline_started', pipeline };
+    }
+    case 'pipelineStep': {
+      // A host of a running pipeline, idle, whose detail is due for its next stage.
+      const pipeline = pick(pipelines.filter((p) => !isTerminalPipelineStatus(p.status)), it.pick);
+      if (!pipeline) return null;
+      const ready = pipeline.hosts.filter((id) => {
+        const detail = hostDetailOf(pipeline, id);
+        return state.hosts.get(id)?.pending_command === null && detail.steps.length < pipeline.stages.length;
+      });
+      const hostId = pick(ready, it.hostPick);
+      if (hostId === undefined) return null;
+      const stage = hostDetailOf(pipeline, hostId).steps.length;
+      const command: Command = { ...commandOn(hostId, ids.fresh('cmd'), pipeline.id), op: pipeline.stages[stage]!, status: 'pending', created_at: it.at, started_at: null };
+      return [
+        { type: 'command_started', command },
+        { type: 'pipeline_updated', id: pipeline.id, fields: { host_status: { [hostId]: 'running' }, host_detail: { [hostId]: { stage, command_id: command.id } } } },
+      ];
     }
     case 'updatePipeline': {
       const pipeline = pick(pipelines.filter((p) => !isTerminalPipelineStatus(p.status)), it.pick);
@@ -318,6 +388,14 @@ function resolveIntent(state: FleetState, it: Intent, ids: Ids): Change | null {
       if (it.hostStatus.length > 0) {
         fields.host_status = Object.fromEntries(it.hostStatus.map(({ pick: n, status }) => [pick(pipeline.hosts, n)!, status]));
       }
+      Object.assign(fields, it.runner);
+      const details = it.hostDetail.flatMap(({ pick: n, stage, dropped }): [string, PipelineHostUpdate][] => {
+        const update: PipelineHostUpdate = {};
+        if (stage !== null) update.stage = stage % pipeline.stages.length;
+        if (dropped !== null) update.dropped = resolveDrop(dropped, pipeline, commands);
+        return Object.keys(update).length > 0 ? [[pick(pipeline.hosts, n)!, update]] : [];
+      });
+      if (details.length > 0) fields.host_detail = Object.fromEntries(details);
       if (Object.keys(fields).length === 0) fields.status = 'running';
       return { type: 'pipeline_updated', id: pipeline.id, fields };
     }
@@ -345,12 +423,14 @@ function resolveSchedule(initialLimits: Limits, intents: readonly Intent[]): Sch
   const ids = new Ids();
   const changes: Change[] = [];
   for (const it of intents) {
-    const change: Change = resolveIntent(state, it, ids) ?? {
+    const resolved: Change | Change[] = resolveIntent(state, it, ids) ?? {
       type: 'event',
       event: { id: ids.fresh('ev'), timestamp: '2024-01-01T00:00:00.000Z', category: 'noop', level: 'info', actor: null, host_id: null, action: null, message: `no target for ${it.kind}`, details: null },
     };
-    applyChange(state, structuredClone(change));
-    changes.push(change);
+    for (const change of Array.isArray(resolved) ? resolved : [resolved]) {
+      applyChange(state, structuredClone(change));
+      changes.push(change);
+    }
   }
   return { initialLimits, changes };
 }
@@ -517,6 +597,19 @@ describe('schedule generator', () => {
     );
     expect([...seen].sort()).toEqual(ChangeSchema.options.map((o) => o.shape.type.value).sort());
   });
+
+  it('reaches pipelines whose steps ended, with each outcome of a command', () => {
+    const outcomes = new Set<string>();
+    fc.assert(
+      fc.property(schedule, ({ initialLimits, changes }) => {
+        for (const pipeline of fold(initialLimits, changes).pipelines.values()) {
+          for (const detail of pipeline.host_detail) for (const step of detail.steps) outcomes.add(step.status);
+        }
+      }),
+      runs,
+    );
+    expect([...outcomes].sort()).toEqual(['cancelled', 'error', 'started', 'success', 'timeout']);
+  });
 });
 
 describe('applyChange', () => {
@@ -609,6 +702,29 @@ describe('applyChange', () => {
           // And no running command is left without its host.
           for (const command of commands) {
             if (!isTerminalCommandStatus(command.status)) expect(state.hosts.get(command.host_id)?.pending_command).toBe(command.id);
+          }
+        }
+      }),
+      runs,
+    );
+  });
+
+  it("keeps each running pipeline's record of its commands in step with them: started while running, then their outcome", () => {
+    fc.assert(
+      fc.property(schedule, ({ initialLimits, changes }) => {
+        const state = emptyState(initialLimits);
+        for (const change of changes) {
+          applyValid(state, change);
+          for (const pipeline of state.pipelines.values()) {
+            if (isTerminalPipelineStatus(pipeline.status)) continue;
+            for (const detail of pipeline.host_detail) {
+              for (const step of detail.steps) {
+                const command = state.commands.get(step.command_id);
+                if (!command) continue; // trimmed: the pipeline's record outlives it
+                expect(step.status).toBe(isTerminalCommandStatus(command.status) ? command.status : 'started');
+                if (step.status !== 'started') expect(step.exit_code).toBe(command.exit_code);
+              }
+            }
           }
         }
       }),
@@ -740,6 +856,15 @@ function pipelineOver(id: string, hosts: string[]): Pipeline {
     created_at: AT,
     started_at: AT,
     finished_at: null,
+    run_by: 'server',
+    preset: null,
+    parallel: null,
+    canary: null,
+    max_failures: null,
+    phase: 'rollout',
+    cancel_requested_at: null,
+    stop_reason: null,
+    host_detail: hosts.map((host) => ({ host, stage: 0, steps: [], dropped: null })),
   };
 }
 
@@ -785,6 +910,10 @@ function invalidChangesFor(state: FleetState): { name: string; code: 'not_found'
       conflict('finish of a finished command', { type: 'command_finished', id: command.id, status: 'error', exit_code: 1, finished_at: AT });
     }
   }
+  if (hosts.length > 0) {
+    const [first] = hosts;
+    conflict('pipeline_started whose host_detail does not follow its hosts', { type: 'pipeline_started', pipeline: { ...pipelineOver('new-pipe', [first!.id]), host_detail: [{ host: 'someone-else', stage: 0, steps: [], dropped: null }] } });
+  }
   for (const pipeline of pipelines) {
     if (hosts.length > 0) conflict('pipeline_started with an existing id', { type: 'pipeline_started', pipeline: pipelineOver(pipeline.id, [hosts[0]!.id]) });
     if (isTerminalPipelineStatus(pipeline.status)) {
@@ -793,6 +922,16 @@ function invalidChangesFor(state: FleetState): { name: string; code: 'not_found'
     } else {
       conflict('update to a stage past the last', { type: 'pipeline_updated', id: pipeline.id, fields: { current_stage: pipeline.stages.length } });
       conflict('host_status of a host outside the pipeline', { type: 'pipeline_updated', id: pipeline.id, fields: { host_status: { [missing]: 'success' } } });
+      conflict('host_detail of a host outside the pipeline', { type: 'pipeline_updated', id: pipeline.id, fields: { host_detail: { [missing]: { stage: 0 } } } });
+      for (const detail of pipeline.host_detail) {
+        const hostId = detail.host;
+        const last = detail.steps.at(-1);
+        if (last) conflict('a second command for a stage of a host', { type: 'pipeline_updated', id: pipeline.id, fields: { host_detail: { [hostId]: { stage: detail.steps.length - 1, command_id: last.command_id } } } });
+        const foreign = commands.find((c) => c.host_id !== hostId || c.pipeline_id !== pipeline.id);
+        if (foreign && detail.steps.length < pipeline.stages.length) {
+          conflict('a command of another host or pipeline recorded as a step', { type: 'pipeline_updated', id: pipeline.id, fields: { host_detail: { [hostId]: { stage: detail.steps.length, command_id: foreign.id } } } });
+        }
+      }
     }
   }
   return out;
@@ -828,6 +967,7 @@ describe('checkChange', () => {
       { type: 'command_started', command: commandOn('idle', 'finished') },
       { type: 'command_finished', id: 'finished', status: 'success', exit_code: 0, finished_at: AT },
       { type: 'command_started', command: commandOn('busy', 'running', 'live') },
+      { type: 'pipeline_updated', id: 'live', fields: { host_detail: { busy: { stage: 0, command_id: 'running' } } } },
     ];
     for (const step of steps) applyValid(state, step);
 
@@ -839,7 +979,8 @@ describe('checkChange', () => {
       'finish of an unknown pipeline', 'host_added with an existing id', 'host_added with an existing hostname', 'rename to another host’s hostname',
       'second command on a busy host', 'removal of a busy host', 'command_started with an existing id', 'progress of a finished command',
       'finish of a finished command', 'pipeline_started with an existing id', 'update of a finished pipeline', 'finish of a finished pipeline',
-      'update to a stage past the last', 'host_status of a host outside the pipeline',
+      'update to a stage past the last', 'host_status of a host outside the pipeline', 'host_detail of a host outside the pipeline',
+      'a second command for a stage of a host', 'a command of another host or pipeline recorded as a step', 'pipeline_started whose host_detail does not follow its hosts',
     ]) {
       expect(names, expected).toContain(expected);
     }
@@ -912,6 +1053,25 @@ describe('a log written before agents', () => {
     const restored = fromFullState({ ...toFullState(emptyState()), hosts: [oldHost as Host], commands: [oldCommand as Command] });
     expect(restored.hosts.get('h1')).toEqual(hostWith('h1', 'web-1'));
     expect(restored.commands.get('c1')).toEqual(commandOn('h1', 'c1'));
+  });
+
+  it('folds a pipeline without the runner fields as one a client drove, and keeps folding its old changes the same', () => {
+    const { run_by: _r, preset: _p, parallel: _pa, canary: _c, max_failures: _m, phase: _ph, cancel_requested_at: _ca, stop_reason: _s, host_detail: _hd, ...oldPipeline } = pipelineOver('p1', ['h1']);
+    const state = emptyState();
+    applyChange(state, { type: 'host_added', host: hostWith('h1', 'web-1') });
+    applyChange(state, { type: 'pipeline_started', pipeline: oldPipeline as Pipeline });
+    const read = { run_by: 'client', preset: null, parallel: null, canary: null, max_failures: null, phase: 'rollout', cancel_requested_at: null, stop_reason: null, host_detail: [] };
+    expect(state.pipelines.get('p1')).toEqual({ ...oldPipeline, ...read });
+    // What a client did by hand then: a command of the pipeline, the stage and host status moved, the end.
+    applyChange(state, { type: 'command_started', command: commandOn('h1', 'c1', 'p1') });
+    applyChange(state, { type: 'pipeline_updated', id: 'p1', fields: { current_stage: 1, host_status: { h1: 'running' } } });
+    applyChange(state, { type: 'command_finished', id: 'c1', status: 'success', exit_code: 0, finished_at: AT });
+    applyChange(state, { type: 'pipeline_finished', id: 'p1', status: 'complete', finished_at: AT });
+    expect(state.pipelines.get('p1')).toEqual({ ...oldPipeline, ...read, current_stage: 1, host_status: { h1: 'running' }, status: 'complete', finished_at: AT });
+    // A snapshot from before the runner reads the same way.
+    const restored = fromFullState({ ...toFullState(emptyState()), pipelines: [oldPipeline as Pipeline] });
+    expect(restored.pipelines.get('p1')).toEqual({ ...oldPipeline, ...read });
+    expect(JSON.stringify(toFullState(restored))).toBe(JSON.stringify(toFullState(roundTrip(restored))));
   });
 
   it('command_updated moves a command along and never a finished one', () => {

@@ -4,7 +4,7 @@
 // `checkChange` says whether a change may be applied; the reducer itself never throws.
 import { isTerminalCommandStatus, isTerminalPipelineStatus } from './constants.js';
 import { sameName } from './names.js';
-import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline } from './schema.js';
+import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline, PipelineFields, PipelineHostDetail, PipelineHostUpdate } from './schema.js';
 
 /**
  * Fields added to an entity after logs were written without them, with the value an old record
@@ -13,6 +13,14 @@ import type { Change, Command, EventLogEntry, FullState, Host, Limits, Pipeline 
 const HOST_DEFAULTS = { os_version: null, nixpkgs_version: null } as const;
 const COMMAND_DEFAULTS = { sent_at: null, pid: null, stop_requested_at: null, output_seq: 0 } as const;
 
+/**
+ * A pipeline from before the server ran them was driven by a client (`run_by: client`), had no
+ * rollout controls and kept no per-host detail.
+ */
+function pipelineDefaults() {
+  return { run_by: 'client', preset: null, parallel: null, canary: null, max_failures: null, phase: 'rollout', cancel_requested_at: null, stop_reason: null, host_detail: [] } as const satisfies Partial<Pipeline>;
+}
+
 function withHostDefaults(host: Host): Host {
   return Object.hasOwn(host, 'os_version') ? host : { ...HOST_DEFAULTS, ...host };
 }
@@ -20,6 +28,28 @@ function withHostDefaults(host: Host): Host {
 function withCommandDefaults(command: Command): Command {
   for (const key of Object.keys(COMMAND_DEFAULTS)) if (!Object.hasOwn(command, key)) return { ...COMMAND_DEFAULTS, ...command };
   return command;
+}
+
+function withPipelineDefaults(pipeline: Pipeline): Pipeline {
+  return Object.hasOwn(pipeline, 'run_by') ? pipeline : { ...pipeline, ...pipelineDefaults(), host_detail: [] };
+}
+
+/** A host's detail before the runner touched it. */
+export function emptyHostDetail(host: string): PipelineHostDetail {
+  return { host, stage: 0, steps: [], dropped: null };
+}
+
+/** The detail of one host of `pipeline` (an empty one if it has none yet). A scan: for single lookups. */
+export function hostDetailOf(pipeline: Pipeline, hostId: string): PipelineHostDetail {
+  const index = pipeline.hosts.indexOf(hostId);
+  return (index >= 0 ? pipeline.host_detail[index] : undefined) ?? emptyHostDetail(hostId);
+}
+
+/** Positions of hosts in `hosts`: a scan for a few lookups, an index for many. */
+function hostIndex(hosts: readonly string[], lookups: number): (hostId: string) => number {
+  if (lookups <= 4) return (hostId) => hosts.indexOf(hostId);
+  const index = new Map(hosts.map((hostId, i) => [hostId, i]));
+  return (hostId) => index.get(hostId) ?? -1;
 }
 
 /**
@@ -50,7 +80,7 @@ export function fromFullState(full: FullState): FleetState {
   return {
     hosts: new Map(full.hosts.map((h) => [h.id, withHostDefaults(h)])),
     commands: new Map(full.commands.map((c) => [c.id, withCommandDefaults(c)])),
-    pipelines: new Map(full.pipelines.map((p) => [p.id, p])),
+    pipelines: new Map(full.pipelines.map((p) => [p.id, withPipelineDefaults(p)])),
     events: [...full.events],
     limits: { ...full.limits },
   };
@@ -129,6 +159,10 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
       for (const hostId of pipeline.hosts) {
         if (!state.hosts.has(hostId)) return notFound(`host '${hostId}'`);
       }
+      const detail = pipeline.host_detail ?? [];
+      if (detail.length > 0 && (detail.length !== pipeline.hosts.length || detail.some((entry, i) => entry.host !== pipeline.hosts[i]))) {
+        return conflict(`pipeline '${pipeline.id}': host_detail must list its hosts in their order`);
+      }
       return null;
     }
     case 'pipeline_updated':
@@ -136,13 +170,7 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
       const pipeline = state.pipelines.get(change.id);
       if (!pipeline) return notFound(`pipeline '${change.id}'`);
       if (isTerminalPipelineStatus(pipeline.status)) return conflict(`pipeline '${change.id}' has already finished (${pipeline.status})`);
-      if (change.type === 'pipeline_updated') {
-        const stage = change.fields.current_stage;
-        if (stage !== undefined && stage >= pipeline.stages.length) return conflict(`pipeline '${change.id}' has no stage ${stage}`);
-        for (const hostId of Object.keys(change.fields.host_status ?? {})) {
-          if (!pipeline.hosts.includes(hostId)) return conflict(`host '${hostId}' is not part of pipeline '${change.id}'`);
-        }
-      }
+      if (change.type === 'pipeline_updated') return checkPipelineUpdate(state, pipeline, change.fields);
       return null;
     }
     case 'limits_changed':
@@ -150,6 +178,31 @@ export function checkChange(state: FleetState, change: Change): ChangeRejection 
     default:
       return assertNever(change);
   }
+}
+
+/** Hosts named in an update belong to the pipeline; a stage exists; a host's stage records one command, its own. */
+function checkPipelineUpdate(state: FleetState, pipeline: Pipeline, fields: PipelineFields): ChangeRejection | null {
+  const stage = fields.current_stage;
+  if (stage !== undefined && stage >= pipeline.stages.length) return conflict(`pipeline '${pipeline.id}' has no stage ${stage}`);
+  const named = [...Object.keys(fields.host_status ?? {}), ...Object.keys(fields.host_detail ?? {})];
+  if (named.length > 0) {
+    const members = new Set(pipeline.hosts);
+    for (const hostId of named) if (!members.has(hostId)) return conflict(`host '${hostId}' is not part of pipeline '${pipeline.id}'`);
+  }
+  const updates = Object.entries(fields.host_detail ?? {});
+  const indexOf = hostIndex(pipeline.hosts, updates.length);
+  for (const [hostId, update] of updates) {
+    const before = pipeline.host_detail[indexOf(hostId)] ?? emptyHostDetail(hostId);
+    const hostStage = update.stage ?? before.stage;
+    if (hostStage >= pipeline.stages.length) return conflict(`pipeline '${pipeline.id}' has no stage ${hostStage}`);
+    if (update.command_id === undefined) continue;
+    // The rule that makes a stage run at most once on a host, whoever races to start it.
+    if (before.steps.length !== hostStage) return conflict(`host '${hostId}' ${before.steps.length > hostStage ? 'already has a command' : 'has not been through the stages before'} for stage ${hostStage} of pipeline '${pipeline.id}'`);
+    const command = state.commands.get(update.command_id);
+    if (!command) return notFound(`command '${update.command_id}'`);
+    if (command.host_id !== hostId || command.pipeline_id !== pipeline.id) return conflict(`command '${command.id}' is not host '${hostId}'s command in pipeline '${pipeline.id}'`);
+  }
+  return null;
 }
 
 /**
@@ -231,6 +284,7 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
       state.commands.set(change.id, { ...command, status: change.status, exit_code: change.exit_code, finished_at: change.finished_at });
       const host = state.hosts.get(command.host_id);
       if (host && host.pending_command === command.id) state.hosts.set(host.id, { ...host, pending_command: null });
+      if (command.pipeline_id !== null) recordStepOutcome(state, command, change.status, change.exit_code);
       trimTerminal(state.commands, state.limits.commands, (c) => isTerminalCommandStatus(c.status));
       return;
     }
@@ -239,13 +293,16 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
       if (state.events.length > state.limits.events) state.events.splice(0, state.events.length - state.limits.events);
       return;
     case 'pipeline_started':
-      state.pipelines.set(change.pipeline.id, copy(change.pipeline));
+      state.pipelines.set(change.pipeline.id, withPipelineDefaults(copy(change.pipeline)));
       trimTerminal(state.pipelines, state.limits.pipelines, (p) => isTerminalPipelineStatus(p.status));
       return;
     case 'pipeline_updated': {
       const pipeline = state.pipelines.get(change.id);
       if (!pipeline || isTerminalPipelineStatus(pipeline.status)) return;
-      state.pipelines.set(change.id, withFields(pipeline, change.fields, 'host_status', owned));
+      const { host_detail: hostDetail, ...fields } = change.fields;
+      const updated = withFields(pipeline, fields, 'host_status', owned);
+      if (hostDetail !== undefined) updated.host_detail = withHostUpdates(updated, hostDetail, owned);
+      state.pipelines.set(change.id, updated);
       return;
     }
     case 'pipeline_finished': {
@@ -269,6 +326,48 @@ export function applyValidChange(state: FleetState, change: Change, owned = fals
     default:
       assertNever(change);
   }
+}
+
+/**
+ * The pipeline's detail with each host's update merged into its entry: `stage` and `dropped`
+ * replace, a `command_id` appends the step of the host's stage (checkChange made sure it is the
+ * next one). A pipeline from before the runner gets an entry per host first.
+ */
+function withHostUpdates(pipeline: Pipeline, updates: Record<string, PipelineHostUpdate>, owned: boolean): PipelineHostDetail[] {
+  const details = pipeline.host_detail.length === pipeline.hosts.length ? pipeline.host_detail.slice() : pipeline.hosts.map((hostId) => emptyHostDetail(hostId));
+  const hostIds = Object.keys(updates);
+  const indexOf = hostIndex(pipeline.hosts, hostIds.length);
+  for (const hostId of hostIds) {
+    const update = updates[hostId]!;
+    const index = indexOf(hostId);
+    const before = details[index];
+    if (!before) continue;
+    const after: PipelineHostDetail = { ...before };
+    if (update.stage !== undefined) after.stage = update.stage;
+    if (update.dropped !== undefined) after.dropped = owned ? update.dropped : structuredClone(update.dropped);
+    if (update.command_id !== undefined) after.steps = [...before.steps, { command_id: update.command_id, status: 'started', exit_code: null }];
+    details[index] = after;
+  }
+  return details;
+}
+
+/**
+ * The outcome of a pipeline's command, kept in the pipeline's detail of its host: the command
+ * itself may be trimmed from `commands` long before the pipeline ends, the pipeline's record of
+ * it may not. Deterministic like the rest of the fold (pending_command is set the same way).
+ */
+function recordStepOutcome(state: FleetState, command: Command, status: Command['status'], exitCode: number | null): void {
+  const pipeline = state.pipelines.get(command.pipeline_id!);
+  if (!pipeline || isTerminalPipelineStatus(pipeline.status)) return;
+  const index = pipeline.host_detail.length > 0 ? pipeline.hosts.indexOf(command.host_id) : -1;
+  const detail = pipeline.host_detail[index];
+  const step = detail?.steps.findIndex((s) => s.command_id === command.id) ?? -1;
+  if (!detail || step < 0) return;
+  const steps = [...detail.steps];
+  steps[step] = { command_id: command.id, status: status as PipelineHostDetail['steps'][number]['status'], exit_code: exitCode };
+  const details = pipeline.host_detail.slice();
+  details[index] = { ...detail, steps };
+  state.pipelines.set(pipeline.id, { ...pipeline, host_detail: details });
 }
 
 /**

@@ -12,7 +12,13 @@ import {
   HOST_TYPES,
   OPS,
   PIPELINE_ACTIVE_STATUSES,
+  PIPELINE_DROP_REASONS,
   PIPELINE_HOST_STATUSES,
+  PIPELINE_PHASES,
+  PIPELINE_PRESET_NAMES,
+  PIPELINE_RUNNERS,
+  PIPELINE_STEP_STATUSES,
+  PIPELINE_STOP_REASONS,
   PIPELINE_TERMINAL_STATUSES,
 } from './constants.js';
 import { DISPLAY_NAME_RULE, HOSTNAME_RULE, ID_PATTERN, ID_RULE, isDisplayName, isHostname, isUserName, RESERVED_KEYS, USER_NAME_RULE } from './names.js';
@@ -159,18 +165,85 @@ function recordOf<K extends z.ZodType<string>, V extends z.ZodType>(key: K, valu
 
 const HostStatusMap = recordOf(IdSchema, z.enum(PIPELINE_HOST_STATUSES));
 
+const StageIndex = z.number().int().min(0).max(49);
+
+/** A host's command of one stage: recorded with `command_started`, its outcome by the fold at `command_finished`. */
+export const PipelineStepSchema = z.strictObject({
+  command_id: IdSchema,
+  status: z.enum(PIPELINE_STEP_STATUSES),
+  exit_code: z.number().int().nullable(),
+});
+
+/** Why a host left the pipeline, and where. */
+export const PipelineDropSchema = z.strictObject({
+  reason: z.enum(PIPELINE_DROP_REASONS),
+  /** The stage it was in, and that stage's op. */
+  stage: StageIndex,
+  op: z.enum(OPS),
+  /** Its command of that stage, if one was started (null: offline, or never reached). */
+  command_id: IdSchema.nullable(),
+  exit_code: z.number().int().nullable(),
+  message: z.string().min(1).max(500),
+});
+
+/** One host's progress through a pipeline the server runs. */
+export const PipelineHostDetailSchema = z.strictObject({
+  host: IdSchema,
+  /** The stage it is in (waiting for, or running), or ended in. */
+  stage: StageIndex,
+  /** Its command of each stage it started, by stage index: `steps[i]` is stage i. */
+  steps: z.array(PipelineStepSchema).max(50),
+  dropped: PipelineDropSchema.nullable(),
+});
+
+/**
+ * What `pipeline_updated.fields.host_detail` may say about one host: its `stage`, the command
+ * started for that stage (appended as its step; refused if the stage has one already, so no
+ * stage runs twice on a host), why it was dropped.
+ */
+export const PipelineHostUpdateSchema = z
+  .strictObject({
+    stage: StageIndex,
+    command_id: IdSchema,
+    dropped: PipelineDropSchema,
+  })
+  .partial()
+  .refine((fields) => Object.keys(fields).length > 0, 'must name at least one field');
+
 export const PipelineSchema = z.strictObject({
   id: IdSchema,
   name: displayNameSchema(200),
   hosts: z.array(IdSchema).min(1).max(10_000),
   stages: z.array(z.enum(OPS)).min(1).max(50),
-  /** Index into `stages` of the stage running now. */
+  /** Index into `stages` of the stage running now (of the current phase's batch). */
   current_stage: z.number().int().min(0),
   status: z.enum([...PIPELINE_ACTIVE_STATUSES, ...PIPELINE_TERMINAL_STATUSES]),
   host_status: HostStatusMap,
   created_at: TimestampSchema,
   started_at: TimestampSchema.nullable(),
   finished_at: TimestampSchema.nullable(),
+  // Fields of pipelines the server runs (absent in logs written before the runner: filled in by the fold).
+  /** `server`: the runner drives it; `client`: an old pipeline driven by hand, left alone. */
+  run_by: z.enum(PIPELINE_RUNNERS),
+  /** The preset its stages came from, or null when they were given. */
+  preset: z.enum(PIPELINE_PRESET_NAMES).nullable(),
+  /** At most this many commands of a stage at once (null: no limit). */
+  parallel: z.number().int().min(1).max(10_000).nullable(),
+  /** The first `canary` hosts go through every stage before the others start (null: no canary). */
+  canary: z.number().int().min(1).max(9_999).nullable(),
+  /** The rollout stops once more than this many hosts failed (null: never). */
+  max_failures: z.number().int().min(0).max(9_999).nullable(),
+  phase: z.enum(PIPELINE_PHASES),
+  /** When an operator asked to cancel it; it ends `cancelled` once its running commands ended. */
+  cancel_requested_at: TimestampSchema.nullable(),
+  /** Why the rollout stopped early, or null. */
+  stop_reason: z.enum(PIPELINE_STOP_REASONS).nullable(),
+  /**
+   * Each host's stage, its command per stage, and why it was dropped: one entry per host, in the
+   * order of `hosts` (an array, so that the fold's copy on each update is cheap), or none for a
+   * pipeline from before the runner.
+   */
+  host_detail: z.array(PipelineHostDetailSchema).max(10_000),
 });
 
 export const PipelineFieldsSchema = z
@@ -179,6 +252,11 @@ export const PipelineFieldsSchema = z
     status: z.enum(PIPELINE_ACTIVE_STATUSES),
     /** Merged per host. */
     host_status: HostStatusMap,
+    phase: PipelineSchema.shape.phase,
+    cancel_requested_at: TimestampSchema,
+    stop_reason: z.enum(PIPELINE_STOP_REASONS),
+    /** Merged per host, and within a host per field (a `command_id` appends a step). */
+    host_detail: recordOf(IdSchema, PipelineHostUpdateSchema),
   })
   .partial()
   .refine((fields) => Object.keys(fields).length > 0, 'must name at least one field');
@@ -265,6 +343,10 @@ export type Command = z.infer<typeof CommandSchema>;
 export type CommandFields = z.infer<typeof CommandFieldsSchema>;
 export type Pipeline = z.infer<typeof PipelineSchema>;
 export type PipelineFields = z.infer<typeof PipelineFieldsSchema>;
+export type PipelineStep = z.infer<typeof PipelineStepSchema>;
+export type PipelineDrop = z.infer<typeof PipelineDropSchema>;
+export type PipelineHostDetail = z.infer<typeof PipelineHostDetailSchema>;
+export type PipelineHostUpdate = z.infer<typeof PipelineHostUpdateSchema>;
 export type EventLogEntry = z.infer<typeof EventLogEntrySchema>;
 export type Limits = z.infer<typeof LimitsSchema>;
 export type Change = z.infer<typeof ChangeSchema>;

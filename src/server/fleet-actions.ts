@@ -1,13 +1,14 @@
 // Turns validated requests into Changes: mints ids and stamps times here, before the change
 // reaches the reducer, so the change log alone determines the state (no clock in the fold).
 import { randomUUID } from 'node:crypto';
-import type { Change, Command, Compartments, EventLogEntry, Host, Pipeline } from '../protocol/schema.js';
-import { COMPARTMENT_NAMES } from '../protocol/schema.js';
+import type { Change, Command, Compartments, EventLogEntry, Host, Op, Pipeline } from '../protocol/schema.js';
+import { COMPARTMENT_NAMES, PIPELINE_PRESETS } from '../protocol/schema.js';
 import type { ApiBody } from '../protocol/api-schemas.js';
 import { isId } from '../protocol/names.js';
 
 type CreateHostInput = ApiBody<'createHost'>;
-type StartCommandInput = ApiBody<'startCommand'>;
+/** A command of the API (no pipeline) or of the pipeline runner. */
+type StartCommandInput = { host_id: string; op: Op; pipeline_id: string | null };
 type CreatePipelineInput = ApiBody<'createPipeline'>;
 type CreateEventInput = ApiBody<'createEvent'>;
 
@@ -65,19 +66,29 @@ export function commandStarted(input: Pick<StartCommandInput, 'host_id' | 'op' |
   return { type: 'command_started', command };
 }
 
+/** A pipeline the server runs, `running` from the start: the runner takes it from there. */
 export function pipelineStarted(input: CreatePipelineInput, ctx: ActionContext): Change & { type: 'pipeline_started' } {
   const at = iso(ctx);
   const pipeline: Pipeline = {
     id: input.id ?? ctx.newId('pipe'),
     name: input.name,
     hosts: input.hosts,
-    stages: input.stages,
+    stages: input.stages ?? [...PIPELINE_PRESETS[input.preset!]],
     current_stage: 0,
     status: 'running',
     host_status: Object.fromEntries(input.hosts.map((host) => [host, 'pending' as const])),
     created_at: at,
     started_at: at,
     finished_at: null,
+    run_by: 'server',
+    preset: input.preset ?? null,
+    parallel: input.parallel ?? null,
+    canary: input.canary ?? null,
+    max_failures: input.max_failures ?? null,
+    phase: input.canary !== undefined ? 'canary' : 'rollout',
+    cancel_requested_at: null,
+    stop_reason: null,
+    host_detail: input.hosts.map((host) => ({ host, stage: 0, steps: [], dropped: null })),
   };
   return { type: 'pipeline_started', pipeline };
 }

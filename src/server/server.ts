@@ -30,6 +30,7 @@ import { PgPresence } from './agents/pg-presence.js';
 import { PgStore } from './store/pg-store.js';
 import { CommandLifecycle } from './agents/command-lifecycle.js';
 import { CommandSupervisor } from './agents/command-supervisor.js';
+import { PipelineRunner } from './pipelines/pipeline-runner.js';
 import { defaultActionContext } from './fleet-actions.js';
 
 export interface StartOptions {
@@ -56,6 +57,8 @@ export interface NixFleetServer {
   readonly agents: AgentHub;
   /** Timeouts, stop grace, vanished agents. */
   readonly supervisor: CommandSupervisor;
+  /** Runs the pipelines (one instance at a time: the supervisor's turn). */
+  readonly pipelines: PipelineRunner;
   readonly auth: AuthService;
   readonly http: Server;
   /** Every route the front door serves, with its access rule. */
@@ -104,6 +107,7 @@ export async function startServer(overrides: ServerOverrides = {}, options: Star
   const agentParts = { policy: config.agents, presence, lifecycle, actions, logger };
   const agents = new AgentHub(manager, { ...agentParts, output, credentials: auth });
   const supervisor = new CommandSupervisor(manager, agentParts);
+  const pipelines = new PipelineRunner(manager, { presence, lifecycle, actions, logger, intervalMs: config.agents.superviseIntervalMs });
   const router = new Router();
   addApiRoutes(router, manager, { output, lifecycle, actions, agentTokens: auth });
   addAuthRoutes(router, auth, { sessionDurationMs: config.sessionDurationMs });
@@ -154,6 +158,7 @@ export async function startServer(overrides: ServerOverrides = {}, options: Star
   hub.start();
   agents.start();
   supervisor.start();
+  pipelines.start();
 
   const address = http.address() as AddressInfo;
   const origins = ownOrigins(config.listenHost, address.port, secure, config.allowedOrigins);
@@ -170,6 +175,7 @@ export async function startServer(overrides: ServerOverrides = {}, options: Star
     hub,
     agents,
     supervisor,
+    pipelines,
     auth,
     http,
     routes: router.routes,
@@ -180,6 +186,7 @@ export async function startServer(overrides: ServerOverrides = {}, options: Star
       closing ??= (async () => {
         clearInterval(sweeper);
         const httpClosed = new Promise<void>((resolve) => http.close(() => resolve()));
+        await pipelines.close();
         await supervisor.close();
         await agents.close();
         await presence.close();

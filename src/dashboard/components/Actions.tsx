@@ -2,9 +2,10 @@
 // dialogs to run an operation (or remove a host) and to start a pipeline. Buttons wait for the
 // server's answer; what changed then arrives through the sync stream, never applied here.
 import { useState } from 'preact/hooks';
-import { HOST_TYPES, OPS } from '../../protocol/constants.js';
+import { HOST_TYPES, OPS, PIPELINE_PRESET_NAMES, PIPELINE_PRESETS, type PipelinePreset } from '../../protocol/constants.js';
 import type { Op } from '../../protocol/schema.js';
 import * as actions from '../actions.js';
+import type { PipelinePlan } from '../api.js';
 import { useStore } from '../context.js';
 import { plural } from '../format.js';
 import { checkDisplayName, checkHostname } from '../name-check.js';
@@ -170,20 +171,35 @@ export function PipelineDialog() {
   );
 }
 
+/** A number field left empty means "not set"; anything else must be a whole number in range. */
+function optionalCount(raw: string): number | undefined {
+  return raw.trim() === '' ? undefined : Number(raw);
+}
+
 function PipelineForm({ hostIds, close }: { hostIds: string[]; close: () => void }) {
   const [name, setName] = useState('');
+  const [preset, setPreset] = useState<PipelinePreset | ''>('');
   const [stages, setStages] = useState<Op[]>([]);
   const [next, setNext] = useState<Op>('pull');
+  const [parallel, setParallel] = useState('');
+  const [canary, setCanary] = useState('');
+  const [maxFailures, setMaxFailures] = useState('');
   const [busy, setBusy] = useState(false);
-  const valid = name.trim() !== '' && stages.length > 0 && hostIds.length > 0;
+  const valid = name.trim() !== '' && (preset !== '' || stages.length > 0) && hostIds.length > 0;
   const submit = async (event: Event) => {
     event.preventDefault();
     if (!valid || busy) return;
     setBusy(true);
-    await actions.startPipeline(name.trim(), hostIds, stages);
+    const plan: PipelinePlan = preset ? { preset } : { stages };
+    const [n, c, f] = [optionalCount(parallel), optionalCount(canary), optionalCount(maxFailures)];
+    if (n !== undefined) plan.parallel = n;
+    if (c !== undefined) plan.canary = c;
+    if (f !== undefined) plan.max_failures = f;
+    const started = await actions.startPipeline(name.trim(), hostIds, plan);
     setBusy(false);
-    close();
+    if (started) close();
   };
+  const many = hostIds.length > 1;
   return (
     <form class="dialog-body" onSubmit={submit}>
       <h2 id="pipeline-title">Start a pipeline on {plural(hostIds.length, 'host')}</h2>
@@ -192,33 +208,63 @@ function PipelineForm({ hostIds, close }: { hostIds: string[]; close: () => void
         <span>Name</span>
         <input type="text" required maxLength={200} value={name} placeholder="e.g. weekly update" onInput={(e) => { checkDisplayName(e); setName(e.currentTarget.value); }} />
       </label>
-      <fieldset class="stages-field">
-        <legend>Stages, in order</legend>
-        {stages.length === 0 ? <p class="muted">No stage yet.</p> : null}
-        <ol class="stage-edit">
-          {stages.map((stage, i) => (
-            <li key={i}>
-              <span class="num">{i + 1}.</span> <span class="op">{stage}</span>
-              <button type="button" class="icon-button" aria-label={`Remove stage ${i + 1} (${stage})`} onClick={() => setStages(stages.filter((_, j) => j !== i))}>
-                ×
-              </button>
-            </li>
+      <label class="field stacked">
+        <span>Stages</span>
+        <select name="preset" value={preset} onChange={(e) => setPreset(e.currentTarget.value as PipelinePreset | '')}>
+          <option value="">my own list</option>
+          {PIPELINE_PRESET_NAMES.map((p) => (
+            <option key={p} value={p}>
+              {p}: {PIPELINE_PRESETS[p].join(' → ')}
+            </option>
           ))}
-        </ol>
-        <div class="inline">
-          <label class="field">
-            <span class="visually-hidden">Stage to add</span>
-            <select value={next} onChange={(e) => setNext(e.currentTarget.value as Op)}>
-              {OPS.map((op) => (
-                <option key={op} value={op}>
-                  {op}
-                </option>
-              ))}
-            </select>
+        </select>
+      </label>
+      {preset === '' ? (
+        <fieldset class="stages-field">
+          <legend>Stages, in order</legend>
+          {stages.length === 0 ? <p class="muted">No stage yet.</p> : null}
+          <ol class="stage-edit">
+            {stages.map((stage, i) => (
+              <li key={i}>
+                <span class="num">{i + 1}.</span> <span class="op">{stage}</span>
+                <button type="button" class="icon-button" aria-label={`Remove stage ${i + 1} (${stage})`} onClick={() => setStages(stages.filter((_, j) => j !== i))}>
+                  ×
+                </button>
+              </li>
+            ))}
+          </ol>
+          <div class="inline">
+            <label class="field">
+              <span class="visually-hidden">Stage to add</span>
+              <select value={next} onChange={(e) => setNext(e.currentTarget.value as Op)}>
+                {OPS.map((op) => (
+                  <option key={op} value={op}>
+                    {op}
+                  </option>
+                ))}
+              </select>
+            </label>
+            <button type="button" class="button" disabled={stages.length >= 50} onClick={() => setStages([...stages, next])}>
+              Add stage
+            </button>
+          </div>
+        </fieldset>
+      ) : null}
+      <fieldset class="stages-field">
+        <legend>Rollout (optional)</legend>
+        <div class="rollout-fields">
+          <label class="field stacked">
+            <span>At most at once</span>
+            <input type="number" name="parallel" min={1} step={1} placeholder="all" value={parallel} onInput={(e) => setParallel(e.currentTarget.value)} />
           </label>
-          <button type="button" class="button" disabled={stages.length >= 50} onClick={() => setStages([...stages, next])}>
-            Add stage
-          </button>
+          <label class="field stacked" title={many ? 'these first hosts go through every stage before the others start; the rollout stops if one fails' : 'needs two hosts or more'}>
+            <span>Canary hosts</span>
+            <input type="number" name="canary" min={1} max={Math.max(1, hostIds.length - 1)} step={1} placeholder="none" disabled={!many} value={canary} onInput={(e) => setCanary(e.currentTarget.value)} />
+          </label>
+          <label class="field stacked" title="the rollout stops once more hosts than this have failed">
+            <span>Failures allowed</span>
+            <input type="number" name="max_failures" min={0} max={Math.max(0, hostIds.length - 1)} step={1} placeholder="any" disabled={!many} value={maxFailures} onInput={(e) => setMaxFailures(e.currentTarget.value)} />
+          </label>
         </div>
       </fieldset>
       <div class="dialog-actions">

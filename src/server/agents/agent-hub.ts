@@ -127,9 +127,12 @@ export class AgentHub {
         (error) => this.options.logger.error('agent message failed', { host: hostId, error: (error as Error).message }),
       );
     });
-    ws.on('pong', () => {
+    // Any sign of life counts: a frame, a pong, or the agent's own keepalive ping.
+    const alive = () => {
       session.lastHeardAt = this.now();
-    });
+    };
+    ws.on('pong', alive);
+    ws.on('ping', alive);
     ws.on('close', (code, reason) => {
       session.closed = true;
       session.enqueue(

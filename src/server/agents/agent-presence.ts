@@ -21,7 +21,7 @@ export interface AgentPresence {
   sessions(): Promise<{ live: Set<string>; lapsed: Set<string> }>;
   /** Forgets a lapsed lease once its host is marked offline. */
   forget(hostId: string): Promise<void>;
-  /** Whether this instance runs the supervisor now (takes the turn when it is free). */
+  /** Whether this instance runs the supervisor and the pipelines now (takes the turn when it is free). */
   supervising(): Promise<boolean>;
   close(): Promise<void>;
 }

@@ -57,8 +57,22 @@ export class CommandLifecycle {
 
   /** An operator (or the server, at a timeout) asks the agent to stop it. */
   async stopRequested(command: Command, note: LifecycleNote): Promise<void> {
-    if (command.stop_requested_at !== null) return;
+    if ((this.manager.state.commands.get(command.id) ?? command).stop_requested_at !== null) return;
     await this.step(command, [{ type: 'command_updated', id: command.id, fields: { stop_requested_at: iso(this.ctx) } }], note);
+  }
+
+  /**
+   * Cancels a command: its agent is asked to stop it (it ends when the agent confirms, or after
+   * the stop grace); a command whose host has no live agent ends `cancelled` at once, since there
+   * is nothing to stop. `because` completes the event's message.
+   */
+  async cancel(command: Command, actor: string, because?: string): Promise<'stopping' | 'cancelled'> {
+    if (this.manager.state.hosts.get(command.host_id)?.status !== 'online') {
+      await this.finished(command, 'cancelled', null, { actor, message: `${command.op} cancelled (no agent to stop it${because ? `; ${because}` : ''})` });
+      return 'cancelled';
+    }
+    await this.stopRequested(command, { actor, message: `${command.op}: stop requested${because ? ` (${because})` : ''}` });
+    return 'stopping';
   }
 
   /** A switch reported success; it ends when the restarted agent is back (or stays). */

@@ -15,6 +15,7 @@ export class PgPresence implements AgentPresence {
   readonly instance = randomUUID();
   private lockClient: pg.Client | null = null;
   private holdsLock = false;
+  private asking: Promise<boolean> | null = null;
   private closed = false;
 
   constructor(
@@ -56,9 +57,16 @@ export class PgPresence implements AgentPresence {
     await this.pool.query('DELETE FROM agent_leases WHERE host_id = $1 AND expires_at <= now()', [hostId]);
   }
 
-  async supervising(): Promise<boolean> {
-    if (this.closed) return false;
-    if (this.holdsLock && this.lockClient) return true;
+  supervising(): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    if (this.holdsLock && this.lockClient) return Promise.resolve(true);
+    // The supervisor and the pipeline runner both ask: one attempt at a time, or two could each
+    // open a connection and the lock end up on one that is then dropped.
+    this.asking ??= this.takeTurn().finally(() => (this.asking = null));
+    return this.asking;
+  }
+
+  private async takeTurn(): Promise<boolean> {
     try {
       if (!this.lockClient) {
         const client = new pg.Client({ connectionString: this.options.connectionString });

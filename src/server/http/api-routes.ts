@@ -6,7 +6,8 @@
 // OutputIntake (its limits).
 import type { ServerResponse } from 'node:http';
 import { setImmediate } from 'node:timers/promises';
-import { isId, isTerminalCommandStatus } from '../../protocol/schema.js';
+import { RETIRED_ROUTES } from '../../protocol/api.js';
+import { isId, isTerminalCommandStatus, isTerminalPipelineStatus } from '../../protocol/schema.js';
 import { actorOf, type Principal } from '../auth/roles.js';
 import { commandStarted, defaultActionContext, eventLogged, hostAdded, iso, pipelineStarted, type ActionContext } from '../fleet-actions.js';
 import type { OutputIntake } from '../output-intake.js';
@@ -82,13 +83,10 @@ export function addApiRoutes(router: Router, manager: StateManager, options: Api
       const command = manager.state.commands.get(id);
       if (!command) throw new HttpError(404, 'not_found', `unknown command '${id}'`);
       if (isTerminalCommandStatus(command.status)) throw new HttpError(409, 'conflict', `command '${id}' has already finished (${command.status})`);
-      const note = { actor: actorOf(principal!) };
-      if (manager.state.hosts.get(command.host_id)?.status !== 'online') {
-        await options.lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} cancelled (no agent to stop it)` });
-        return sendJson(res, 200, { version: manager.version, status: 'cancelled' });
-      }
-      await options.lifecycle.stopRequested(command, { ...note, message: `${command.op}: stop requested` });
-      sendJson(res, 202, { version: manager.version, status: 'stopping' });
+      // Its agent already reported success and is restarting on the new build: nothing to stop.
+      if (command.exit_code !== null) throw new HttpError(409, 'conflict', `${command.op} '${id}' has already succeeded on its host; the server waits for the agent to restart`);
+      const status = await options.lifecycle.cancel(command, actorOf(principal!));
+      sendJson(res, status === 'cancelled' ? 200 : 202, { version: manager.version, status });
     })
     .api('commandOutput', async ({ req, res, params }) => {
       const id = existingId(params, 'command');
@@ -100,13 +98,39 @@ export function addApiRoutes(router: Router, manager: StateManager, options: Api
       await streamPages(res, first, read);
     })
 
-    .api('createPipeline', async ({ res, body }) => {
+    // The server runs a pipeline from here on (src/server/pipelines/): it is `running` at once.
+    .api('createPipeline', async ({ res, body, principal }) => {
       const change = pipelineStarted(body, ctx);
-      const version = await manager.apply(change);
-      sendJson(res, 201, { version, pipeline: change.pipeline });
+      const { pipeline } = change;
+      const controls = [pipeline.parallel !== null ? `parallel ${pipeline.parallel}` : null, pipeline.canary !== null ? `canary ${pipeline.canary}` : null, pipeline.max_failures !== null ? `max_failures ${pipeline.max_failures}` : null].filter(Boolean);
+      const message = `pipeline "${pipeline.name}" started on ${pipeline.hosts.length} host${pipeline.hosts.length === 1 ? '' : 's'}: ${pipeline.stages.join(' → ')}${controls.length > 0 ? ` (${controls.join(', ')})` : ''}`;
+      const details = { pipeline_id: pipeline.id, hosts: pipeline.hosts.length, preset: pipeline.preset, parallel: pipeline.parallel, canary: pipeline.canary, max_failures: pipeline.max_failures };
+      const event = eventLogged({ level: 'info', category: 'pipeline', message, actor: actorOf(principal!), host_id: null, action: 'start', details }, ctx);
+      const version = await manager.applyAll([change, event]);
+      sendJson(res, 201, { version, pipeline });
     })
-    .api('updatePipeline', ({ res, params, body }) => versioned(res, manager.apply({ type: 'pipeline_updated', id: existingId(params, 'pipeline'), fields: body })))
-    .api('finishPipeline', ({ res, params, body }) => versioned(res, manager.apply({ type: 'pipeline_finished', id: existingId(params, 'pipeline'), status: body.status, finished_at: iso(ctx) })))
+    // Nothing new starts; its running commands are told to stop (here, as the operator, so the
+    // stop does not wait for the instance that drives pipelines); the runner ends it `cancelled`
+    // once none runs.
+    .api('cancelPipeline', async ({ res, params, principal }) => {
+      const id = existingId(params, 'pipeline');
+      // Another instance may have just started it: read its writes first.
+      if (!manager.state.pipelines.has(id)) await manager.caughtUp();
+      const pipeline = manager.state.pipelines.get(id);
+      if (!pipeline) throw new HttpError(404, 'not_found', `unknown pipeline '${id}'`);
+      if (isTerminalPipelineStatus(pipeline.status)) throw new HttpError(409, 'conflict', `pipeline '${id}' has already finished (${pipeline.status})`);
+      const actor = actorOf(principal!);
+      if (pipeline.cancel_requested_at === null) {
+        const event = eventLogged({ level: 'warning', category: 'pipeline', message: `pipeline "${pipeline.name}": cancel requested`, actor, host_id: null, action: 'cancel', details: { pipeline_id: id } }, ctx);
+        await manager.applyAll([{ type: 'pipeline_updated', id, fields: { cancel_requested_at: iso(ctx) } }, event]);
+        // (A switch that already succeeded and waits for its agent's restart has nothing to stop.)
+        const running = [...manager.state.commands.values()].filter((command) => command.pipeline_id === id && !isTerminalCommandStatus(command.status) && command.exit_code === null);
+        await Promise.all(running.map((command) => options.lifecycle.cancel(command, actor, `pipeline "${pipeline.name}" cancelled`)));
+      }
+      sendJson(res, 202, { version: manager.version, status: 'cancelling' });
+    })
+    .api('updatePipeline', retired('updatePipeline'))
+    .api('finishPipeline', retired('finishPipeline'))
 
     .api('createEvent', async ({ res, body, principal }) => {
       // The audit trail names who reported it, whatever the body claims.
@@ -148,6 +172,13 @@ function drained(res: ServerResponse): Promise<void> {
 /** Whose output budget a request spends: its token, or its user (every session of theirs). */
 function writerOf(principal: Principal): string {
   return principal.kind === 'token' ? `token:${principal.tokenId}` : `user:${principal.user.toLowerCase()}`;
+}
+
+/** The handler of a retired route: 405 with what to do instead; `Allow` is empty, as no other method serves the path. */
+function retired(name: keyof typeof RETIRED_ROUTES): () => never {
+  return () => {
+    throw new HttpError(405, 'method_not_allowed', RETIRED_ROUTES[name], { allow: '' });
+  };
 }
 
 /** A path id that could name an entity; anything else cannot exist, so it is a 404. */
