@@ -16,6 +16,7 @@
 import WebSocket from 'ws';
 import { nowNs } from './stats.mjs';
 import { NixOutput } from './nix-output.mjs';
+import { seededRandom } from '../../dist/demo/random.js';
 
 const PING_MS = 10_000;
 const CHECK_MS = 30_000;
@@ -32,17 +33,6 @@ const registerMs = [];
 const counts = { registered: 0, heartbeats: 0, stamps: 0, pings: 0, commands: 0, unexpectedCloses: {}, errors: 0 };
 const send = (message) => process.send(message);
 
-/** A small deterministic PRNG per agent, so a run's metric walks repeat. */
-function rng(seed) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 const gauss = (random) => Math.sqrt(-2 * Math.log(random() || 1e-9)) * Math.cos(2 * Math.PI * random());
 const clamp = (value, lo, hi) => Math.min(hi, Math.max(lo, value));
 const round2 = (value) => Math.round(value * 100) / 100;
@@ -53,7 +43,8 @@ class Agent {
     this.hostId = hostId;
     this.token = token;
     this.index = index;
-    this.random = rng(index * 7919 + 17);
+    // Seeded per agent, so a run's metric walks repeat.
+    this.random = seededRandom(index * 7919 + 17);
     const r = this.random;
     // A host's resting load: most are quiet, some busy.
     this.baseCpu = r() < 0.8 ? 2 + r() * 15 : 30 + r() * 50;
