@@ -96,8 +96,10 @@ export class CommandSupervisor {
     if (command.stop_requested_at !== null && now - Date.parse(command.stop_requested_at) > policy.stopGraceMs) {
       return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} cancelled: the agent did not confirm the stop within ${policy.stopGraceMs / 1000} s` });
     }
-    // Waiting in the queue (never sent): it expires by age, and no agent window applies.
-    if (command.sent_at === null && command.status === 'pending') {
+    // Queued by an operator for an offline host (never sent): it expires by age, and no agent
+    // window applies. A pipeline's command is never queued: it falls to the agent window below,
+    // so its pipeline is not held up for a day by one vanished agent.
+    if (command.sent_at === null && command.status === 'pending' && command.pipeline_id === null) {
       if (now - Date.parse(command.created_at) <= policy.queueMaxAgeMs) return;
       return lifecycle.finished(command, 'cancelled', null, { ...note, message: `${command.op} expired: its host had no agent for ${Math.round(policy.queueMaxAgeMs / 60_000)} min (NIXFLEET_QUEUE_MAX_AGE)` });
     }
