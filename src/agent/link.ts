@@ -186,7 +186,9 @@ export class AgentLink {
       if (wasOpen) {
         const reason = `closed with ${code}${reasonBuffer.length ? ` (${reasonBuffer.toString()})` : ''}`;
         const known = SERVER_CLOSES[code];
-        logger[known?.level ?? 'warn'](known ? `disconnected: ${known.text}` : 'disconnected', { reason });
+        // A close this agent asked for (stopping, restarting) is news, not trouble.
+        const level = this.closed ? 'info' : (known?.level ?? 'warn');
+        logger[level](known ? `disconnected: ${known.text}` : 'disconnected', { reason });
         this.events.down(reason);
       } else if (refusal !== null) {
         // Logged at error: a refused token does not heal by itself, but the original keeps
